@@ -28,9 +28,12 @@ def print_json(payload: dict[str, Any]) -> None:
 
 
 def _add_fetch(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fetch", help="download (or copy from the mirror) a registered asset")
+    p = sub.add_parser("fetch", help="print the local path of a registered asset (mirror, cache, else download)")
     p.add_argument("name", nargs="?", help="asset name; omit with --list to see them")
     p.add_argument("--list", action="store_true", help="list the registered assets")
+    p.add_argument("--no-download", action="store_true", help="use only the mirror and the cache")
+    p.add_argument("--no-progress", action="store_true", help="no download progress bar")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_fetch)
 
 
@@ -38,11 +41,18 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     from yolotut import assets
 
     if args.list or not args.name:
+        if args.json:
+            print_json({name: asset.description for name, asset in assets.REGISTRY.items()})
+            return 0
+        print(f"source: {assets.describe_source()}")
         for asset in assets.REGISTRY.values():
-            print(f"{asset.name:40s} {asset.description}")
+            print(f"{asset.name:28s} {asset.description}")
         return 0
-    path = assets.fetch(args.name)
-    print(path)
+    path = assets.fetch(args.name, progress=not args.no_progress, allow_download=not args.no_download)
+    if args.json:
+        print_json({"name": args.name, "path": str(path)})
+    else:
+        print(path)
     return 0
 
 
