@@ -78,9 +78,154 @@ def _cmd_env(args: argparse.Namespace) -> int:
 # --- end fetch / env ---------------------------------------------------------------
 
 
+# --- bench / video / evaluate (engines, benchmark, video, evaluate) --------------------
+
+
+def _default_engine(model: str, engine: str | None) -> str:
+    # .pt checkpoints only run on torch; for ONNX the project's engine is DeepSparse.
+    if engine:
+        return engine
+    from yolotut.engines import resolve_model_path
+
+    return "torch" if resolve_model_path(model).suffix.lower() == ".pt" else "deepsparse"
+
+
+def _add_engine_args(p: argparse.ArgumentParser, batch: bool = True) -> None:
+    p.add_argument("model", help=".pt (torch) or .onnx (onnxruntime/deepsparse) file, or an asset name such as blog-yolov5n-pq-hardswish")
+    p.add_argument("--engine", choices=["torch", "onnxruntime", "deepsparse"], help="default: torch for .pt, deepsparse for .onnx")
+    if batch:
+        p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--cores", type=int, default=None, help="cores / threads the engine may use (default: all)")
+    p.add_argument("--imgsz", type=int, default=None, help="input size for models whose ONNX input is dynamic (default: from the model, 640 for .pt)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="torch engine only")
+    p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="latency / throughput of a model on one engine (25 warm-up + 80 timed runs)")
+    _add_engine_args(p)
+    p.add_argument("--warmup", type=int, default=25)
+    p.add_argument("--iterations", type=int, default=80)
+    p.add_argument("--out", help="also write the full result to this JSON file")
+    p.add_argument("--csv", help="also write a one-row CSV")
+    p.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from yolotut import benchmark
+
+    engine = _default_engine(args.model, args.engine)
+    result = benchmark.run_benchmark(
+        args.model, engine, batch_size=args.batch_size, cores=args.cores, imgsz=args.imgsz,
+        warmup=args.warmup, iterations=args.iterations, device=args.device, progress=not args.json,
+    )
+    if args.out or args.csv:
+        benchmark.save_results([result], args.out or Path(args.csv).with_suffix(".json"), args.csv)
+    if result.skipped:
+        print(f"skipped: {result.skipped}", file=sys.stderr)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result.summary())
+    return 0
+
+
+def _add_video(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("video", help="end-to-end FPS on a video (default: the blog's demo video), optionally writing it annotated")
+    _add_engine_args(p, batch=False)
+    p.add_argument("--source", help="video file (default: the demo-video asset)")
+    p.add_argument("--out", help="write the annotated video here (.mp4)")
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--conf-thres", type=float, default=0.25)
+    p.add_argument("--iou-thres", type=float, default=0.45)
+    p.add_argument("--data", help="dataset (name or yaml) whose class names label the boxes")
+    p.add_argument("--no-draw", action="store_true", help="skip drawing boxes (pure detection FPS)")
+    p.set_defaults(handler=_cmd_video)
+
+
+def _cmd_video(args: argparse.Namespace) -> int:
+    from yolotut import assets
+    from yolotut.engines import create_engine
+    from yolotut.video import run_video
+
+    names = None
+    if args.data:
+        from yolotut.data import load_dataset_config
+
+        names = load_dataset_config(args.data).names
+    engine = create_engine(
+        args.model, _default_engine(args.model, args.engine), batch_size=1, cores=args.cores,
+        imgsz=args.imgsz, device=args.device, names=names,
+    )
+    source = args.source or assets.fetch("demo-video")
+    result = run_video(
+        engine, source, out_path=args.out, conf_thres=args.conf_thres, iou_thres=args.iou_thres,
+        max_frames=args.max_frames, progress=not args.json, draw=not args.no_draw,
+    )
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in result.stage_ms.items())
+        print(f"{result.frames} frames: {result.fps:.1f} FPS end-to-end, {result.fps_pipeline:.1f} FPS pipeline "
+              f"(pre+infer+NMS); ms/frame: {stages}")
+        if result.out_path:
+            print(f"annotated video: {result.out_path}")
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="mAP@0.5 and mAP@0.5:0.95 on a dataset split (faster-coco-eval)")
+    _add_engine_args(p)
+    p.add_argument("--data", default="pistols", help="dataset name (pistols, asl) or yaml file")
+    p.add_argument("--split", default="valid")
+    p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
+    p.add_argument("--conf-thres", type=float, default=0.001)
+    p.add_argument("--iou-thres", type=float, default=0.6)
+    p.add_argument("--out", help="also write the result to this JSON file")
+    p.set_defaults(handler=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from yolotut.data import load_dataset_config
+    from yolotut.engines import create_engine
+    from yolotut.evaluate import evaluate
+
+    cfg = load_dataset_config(args.data)
+    engine = create_engine(
+        args.model, _default_engine(args.model, args.engine), batch_size=args.batch_size, cores=args.cores,
+        imgsz=args.imgsz, device=args.device, names=None,
+    )
+    result = evaluate(
+        engine, cfg, split=args.split, conf_thres=args.conf_thres, iou_thres=args.iou_thres,
+        max_images=args.max_images, progress=not args.json,
+    )
+    result["model"] = str(args.model)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{result['dataset']}/{result['split']}: {result['images']} images, {result['instances']} instances: "
+              f"mAP@0.5 {result['map50']:.4f}, mAP@0.5:0.95 {result['map50_95']:.4f}")
+        for name, ap in result["per_class"].items():
+            print(f"  {name:20s} AP50 {ap['ap50']:.4f}  AP50-95 {ap['ap50_95']:.4f}  ({ap['instances']} instances)")
+    return 0
+
+
+# --- end bench / video / evaluate ----------------------------------------------------
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_fetch,
     _add_env,
+    _add_bench,
+    _add_video,
+    _add_evaluate,
 ]
 
 
