@@ -41,7 +41,7 @@ class EngineUnavailableError(RuntimeError):
 
 
 @dataclass
-class ImageMeta:
+class LetterboxMeta:
     """How one image was letterboxed: enough to map boxes back onto it."""
 
     orig_shape: tuple[int, int]  # (h, w) of the original image
@@ -197,7 +197,7 @@ class Engine(abc.ABC):
 
     def preprocess(
         self, images: Sequence[np.ndarray], out: np.ndarray | None = None
-    ) -> tuple[np.ndarray, list[ImageMeta]]:
+    ) -> tuple[np.ndarray, list[LetterboxMeta]]:
         """Letterbox BGR images into one NCHW RGB batch of the engine's dtype.
 
         ``out`` (from :meth:`new_input_buffer`) is filled in place to avoid a
@@ -215,13 +215,13 @@ class Engine(abc.ABC):
             out = np.empty((rows, 3, self.imgsz, self.imgsz), dtype=self.input_dtype)
         else:
             out = out[:rows]
-        metas: list[ImageMeta] = []
+        metas: list[LetterboxMeta] = []
         for i, image in enumerate(images):
             if image is None or image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError(f"expected a BGR HxWx3 image, got {None if image is None else image.shape}")
             boxed, ratio, pad = letterbox(image, (self.imgsz, self.imgsz), auto=False)
             self._write_chw(boxed, out[i])
-            metas.append(ImageMeta(image.shape[:2], float(ratio), (float(pad[0]), float(pad[1]))))
+            metas.append(LetterboxMeta(image.shape[:2], float(ratio), (float(pad[0]), float(pad[1]))))
         for i in range(n, rows):  # fixed-batch engines: repeat the last image
             out[i] = out[n - 1]
         return out, metas
@@ -256,7 +256,7 @@ class Engine(abc.ABC):
     def postprocess(
         self,
         pred: np.ndarray,
-        metas: Sequence[ImageMeta],
+        metas: Sequence[LetterboxMeta],
         conf_thres: float = 0.25,
         iou_thres: float = 0.45,
         multi_label: bool = False,
@@ -409,12 +409,14 @@ class OnnxRuntimeEngine(Engine):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.intra_op_num_threads = int(threads) if threads else 0  # 0 = ORT's default
+        # Explicit, so that info() reports what ran (ORT's own default, 0, means
+        # "physical cores", which is not what a container's CPU quota allows).
+        self.threads = int(threads) if threads else _available_cores()
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self._input_name = meta.input_name
         self._output_name = self.session.get_outputs()[0].name
-        self.threads = threads
         super().__init__(path, batch_size, imgsz, meta.input_dtype, names or meta.names, fixed_batch=fixed, stride=meta.stride or 32)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
@@ -424,14 +426,20 @@ class OnnxRuntimeEngine(Engine):
     def _engine_info(self) -> dict[str, Any]:
         import onnxruntime as ort
 
-        threads = self.threads or os.cpu_count()
         return {
-            "threads": self.threads if self.threads else f"default ({threads})",
-            "cores": threads,
+            "threads": self.threads,
+            "cores": self.threads,
             "providers": self.session.get_providers(),
             "graph_optimization": "ORT_ENABLE_ALL",
             "versions": {"onnxruntime": ort.__version__},
         }
+
+
+def _available_cores() -> int:
+    """Cores this process may run on (CPU affinity), not the host's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 # --- DeepSparse -------------------------------------------------------------------------
@@ -482,8 +490,7 @@ class DeepSparseEngine(Engine):
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         self._check_batch(batch)
-        # run() checks inputs on every call; _validate=False would skip it, but the
-        # check above already did the cheap part and the cost is microseconds.
+        # run() also checks C-contiguity (the native engine needs it); microseconds.
         return self.engine.run([batch])[0]
 
     def _engine_info(self) -> dict[str, Any]:

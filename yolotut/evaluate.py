@@ -16,12 +16,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from yolotut.engines import Engine
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from yolotut.data import DatasetConfig
 
 
 def yolo_labels_to_xyxy(labels: np.ndarray, orig_shape: tuple[int, int]) -> np.ndarray:
@@ -133,7 +136,7 @@ def coco_map(ground_truth: dict[str, Any], detections: list[dict[str, Any]], max
 
 def evaluate(
     engine: Engine,
-    data: Any,
+    data: str | Path | DatasetConfig,
     split: str = "valid",
     conf_thres: float = 0.001,
     iou_thres: float = 0.6,
