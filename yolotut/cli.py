@@ -220,12 +220,60 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 # --- end bench / video / evaluate ----------------------------------------------------
 
 
+# --- check (claims) ------------------------------------------------------------------
+
+
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check",
+        help="judge result JSON files against the published claims (data/published.yaml)",
+        description="Compare benchmark / video / evaluation / manifest result files with the "
+        "figures of the two write-ups; prints a markdown verdict table.",
+    )
+    p.add_argument("results", nargs="+", help="result JSON files, or folders searched for *.json")
+    p.add_argument("--claims", default=None, help="claims registry (default: the repository's data/published.yaml)")
+    p.add_argument("--tolerance", type=float, default=0.15, help="relative tolerance for ratios (default 0.15)")
+    p.add_argument("--markdown", metavar="OUT.md", help="also write the markdown table here")
+    p.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML page (table + chart)")
+    p.add_argument("--json", action="store_true", help="print a JSON object with the verdict list instead of the table")
+    p.set_defaults(handler=_cmd_check)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from yolotut import claims
+
+    registry = claims.load_claims(args.claims)
+    measurements = claims.load_measurements(args.results)
+    verdicts = claims.check(registry, measurements, tolerance=args.tolerance)
+    table = claims.verdicts_to_markdown(verdicts)
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(table, encoding="utf-8")
+    if args.html:
+        from yolotut import plots
+
+        page = claims.verdicts_to_html(verdicts, [plots.verdict_figure(verdicts)])
+        Path(args.html).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.html).write_text(page, encoding="utf-8")
+    if args.json:
+        print_json({**claims.verdicts_to_json(verdicts), "measurements": len(measurements)})
+    else:
+        print(table)
+    return 0
+
+
+# --- end check ------------------------------------------------------------------------
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_fetch,
     _add_env,
     _add_bench,
     _add_video,
     _add_evaluate,
+    _add_check,
 ]
 
 
