@@ -62,6 +62,7 @@ class ExportReport:
     path: Path
     quantized: bool
     uint8_input: bool
+    input_dtype: str  # read back from the written graph
     imgsz: int
     batch_size: int
     sparsity: SparsityReport
@@ -71,6 +72,7 @@ class ExportReport:
             "path": str(self.path),
             "quantized": self.quantized,
             "uint8_input": self.uint8_input,
+            "input_dtype": self.input_dtype,
             "imgsz": self.imgsz,
             "batch_size": self.batch_size,
             **self.sparsity.to_dict(),
@@ -165,10 +167,17 @@ def export_onnx(
             tmp_file.replace(path)
     finally:
         detect.export = detect_export
+    input_dtype = onnx_input_dtype(path)
+    if uint8_input and input_dtype != "uint8":
+        raise RuntimeError(
+            f"{path}: asked for uint8 input but SparseML left a {input_dtype} input "
+            "(its input QuantizeLinear was not folded); export with uint8_input=False"
+        )
     return ExportReport(
         path=path,
         quantized=quantized,
         uint8_input=uint8_input,
+        input_dtype=input_dtype,
         imgsz=imgsz,
         batch_size=batch_size,
         sparsity=measure_onnx_sparsity(path),
@@ -201,6 +210,16 @@ def _export_quantized(
         input_names=["input"],
         output_names=output_names,
     )
+
+
+def onnx_input_dtype(path: str | Path) -> str:
+    """The element type of the model's first input, e.g. ``"uint8"`` or ``"float32"``."""
+    import onnx
+    from onnx import mapping
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    elem_type = graph.input[0].type.tensor_type.elem_type
+    return str(mapping.TENSOR_TYPE_TO_NP_TYPE[elem_type])
 
 
 def _add_metadata(path: Path, model: nn.Module, imgsz: int, quantized: bool) -> None:

@@ -1,0 +1,211 @@
+"""Training with SparseML recipes: real (tiny) runs on mirror pistol images."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from yolotut import train as train_module
+from yolotut.export import export_onnx, is_quantized
+from yolotut.train import (
+    TrainConfig,
+    available_recipes,
+    conv_weight_sparsity,
+    initial_model,
+    load_manager,
+    load_trained_model,
+    load_training_checkpoint,
+    recipe_path,
+    train,
+)
+
+# The recipe's layer groups and their default targets (yolotut/recipes/README.md).
+GROUP_TARGETS = {
+    "1|2": 0.40,
+    "3|4|13|14|17": 0.50,
+    "5|6|18|20": 0.65,
+    "7|8|9|10|21|23": 0.75,
+}
+
+
+def tiny_config(out_dir: Path, recipe: str, epochs: int, **overrides) -> TrainConfig:
+    settings = dict(
+        data="pistols",
+        weights="yolov5n",
+        recipe=recipe,
+        epochs=epochs,
+        imgsz=256,
+        batch_size=4,
+        max_images=8,
+        max_steps_per_epoch=2,
+        workers=0,
+        warmup_epochs=0.5,
+        out_dir=str(out_dir),
+    )
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def test_shipped_recipes_are_listed_and_resolve() -> None:
+    names = available_recipes()
+    assert names == [
+        "dense-finetune",
+        "oneshot-quantization",
+        "pruning",
+        "pruning-quantization",
+        "sparse-transfer-quantization",
+    ]
+    for name in names:
+        assert recipe_path(name).is_file()
+
+
+def test_unknown_recipe_names_the_choices() -> None:
+    with pytest.raises(FileNotFoundError, match="pruning-quantization"):
+        recipe_path("no-such-recipe")
+
+
+def test_recipe_variables_override_epochs() -> None:
+    manager = load_manager("pruning-quantization", {"num_epochs": 4})
+    assert manager.max_epochs == 4
+    assert manager.qat_active(3) and not manager.qat_active(1)
+
+
+def test_corrupt_training_checkpoint_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="last.pt"):
+        load_training_checkpoint(bad)
+
+
+def test_coco_checkpoint_gets_a_new_head_and_the_activation_override() -> None:
+    config = tiny_config(Path("unused"), "dense-finetune", 1, activation="hardswish")
+    model = initial_model(config, ["pistol"])
+    assert model.nc == 1 and model.names == ["pistol"] and model.activation == "hardswish"
+    assert isinstance(model.model[0].act, torch.nn.Hardswish)
+    # Backbone weights came from yolov5n.pt (not a fresh init): compare with the source.
+    from yolotut import assets
+    from yolotut.models import load_checkpoint
+
+    source = load_checkpoint(assets.fetch("yolov5n"))
+    assert torch.equal(model.model[0].conv.weight, source.model[0].conv.weight)
+    assert model.model[-1].m[0].weight.shape[0] == 3 * 6
+
+
+@pytest.fixture(scope="module")
+def interrupted_and_resumed_run(tmp_path_factory: pytest.TempPathFactory):
+    """A 3-epoch pruning + QAT run (QAT from epoch 1) killed after epoch 2's checkpoint,
+    i.e. after QAT had started, then resumed."""
+    out_dir = tmp_path_factory.mktemp("prune-qat")
+    config = tiny_config(out_dir, "pruning-quantization", 3, recipe_args={"quantization_start_epoch": 1.0})
+
+    saves = []
+    original_save = train_module.save_training_checkpoint
+
+    def save_then_crash(path, payload):
+        original_save(path, payload)
+        saves.append(payload["epoch"])
+        if payload["epoch"] == 1:
+            raise KeyboardInterrupt  # the user hits stop right after epoch 2 was saved
+
+    train_module.save_training_checkpoint = save_then_crash
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(config, progress=False)
+    finally:
+        train_module.save_training_checkpoint = original_save
+    after_crash = load_training_checkpoint(out_dir / "last.pt")
+    result = train(config, resume=True, progress=False)
+    return saves, after_crash, result
+
+
+@pytest.mark.slow
+def test_resume_continues_after_the_interrupted_epoch(interrupted_and_resumed_run) -> None:
+    saves, after_crash, result = interrupted_and_resumed_run
+    assert saves == [0, 1]
+    assert after_crash["epoch"] == 1 and after_crash["quantized"] and not after_crash["finished"]
+    assert result.epochs_run == 1  # only epoch 3 was left
+    assert [record["epoch"] for record in result.history] == [0, 1, 2]
+    final = load_training_checkpoint(result.final_checkpoint)
+    assert final["finished"] and final["epoch"] == 2 and final["quantized"]
+
+
+@pytest.mark.slow
+def test_pruning_recipe_sparsity_measured_from_exported_int8_onnx(interrupted_and_resumed_run, tmp_path: Path) -> None:
+    _, _, result = interrupted_and_resumed_run
+    model = load_trained_model(result.final_checkpoint)
+    report = export_onnx(model, tmp_path / "pq.onnx", imgsz=256)
+    assert report.quantized and report.uint8_input and report.input_dtype == "uint8"
+    ops = report.sparsity.op_counts
+    assert ops["QLinearConv"] == 57 and ops["Conv"] == 3  # Detect convs keep float outputs
+
+    per_layer = {layer.name: layer for layer in report.sparsity.layers}
+    for layers, target in GROUP_TARGETS.items():
+        pattern = re.compile(rf"^/model/model\.({layers})/")
+        group = [layer for name, layer in per_layer.items() if pattern.match(name)]
+        assert group, layers
+        for layer in group:
+            # The mask: whole 1x4 blocks are zero at the target. INT8 rounding turns
+            # some small surviving weights into the zero point too (most in thin 1x1
+            # layers), so plain zero counts may exceed the target a little.
+            assert layer.block4_sparsity == pytest.approx(target, abs=0.02), layer
+            assert target - 0.02 <= layer.sparsity <= target + 0.10, layer
+    for name, layer in per_layer.items():
+        if name.startswith(("/model/model.0/", "/model/model.24/")):
+            assert layer.block4_sparsity < 0.05, layer  # stem and Detect stay dense
+
+
+@pytest.mark.slow
+def test_qat_export_runs_in_deepsparse_and_onnxruntime(interrupted_and_resumed_run, tmp_path: Path) -> None:
+    import onnxruntime as ort
+    from deepsparse import compile_model
+
+    _, _, result = interrupted_and_resumed_run
+    model = load_trained_model(result.final_checkpoint)
+    path = export_onnx(model, tmp_path / "pq.onnx", imgsz=256).path
+    pixels = np.random.default_rng(0).integers(0, 256, (1, 3, 256, 256), dtype=np.uint8)
+    ort_out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": pixels})[0]
+    ds_out = compile_model(str(path), batch_size=1, num_cores=1).run([pixels])[0]
+    with torch.no_grad():
+        torch_out = model(torch.from_numpy(pixels).float() / 255)[0].numpy()
+    assert ort_out.shape == ds_out.shape == torch_out.shape == (1, 3 * (32 * 32 + 16 * 16 + 8 * 8), 6)
+    # Boxes are in input pixels (0..256): INT8 engines agree with each other closely
+    # and with the fake-quantized torch model within a few pixels.
+    assert np.abs(ds_out - ort_out).max() < 1.0
+    assert np.median(np.abs(ds_out[..., :4] - torch_out[..., :4])) < 2.0
+
+
+@pytest.mark.slow
+def test_sparse_transfer_holds_the_mask(tmp_path: Path) -> None:
+    from yolotut.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("n", num_classes=1, names=["pistol"])
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.dim() == 4 and not name.startswith(("model.0.", "model.24.")):
+                parameter[torch.rand_like(parameter) < 0.6] = 0
+    sparse_weights = save_checkpoint(model, tmp_path / "sparse.pt")
+    before = conv_weight_sparsity(model)
+
+    # Two epochs: QAT starts at 0.7 x 2 = 1.4, inside the budget of 2 steps per epoch.
+    config = tiny_config(tmp_path / "run", "sparse-transfer-quantization", 2, weights=str(sparse_weights))
+    result = train(config, progress=False)
+    trained = load_trained_model(result.final_checkpoint)
+    zero_before = {n: (p == 0) for n, p in model.named_parameters() if p.dim() == 4}
+    for name, parameter in trained.named_parameters():
+        key = name.replace(".module.", ".")  # QAT wraps convs in QuantWrapper(.module)
+        if key in zero_before and parameter.dim() == 4:
+            assert bool(torch.all(parameter[zero_before[key]] == 0)), name
+    assert conv_weight_sparsity(trained) == pytest.approx(before, abs=0.01)
+    assert is_quantized(trained)
+
+
+def test_explicit_cuda_without_gpu_is_a_clear_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(RuntimeError, match="--device cpu"):
+        train_module.select_device("cuda")

@@ -1,0 +1,518 @@
+"""Training YOLOv5 with SparseML recipes: fine-tuning, pruning, QAT, sparse transfer.
+
+The loop follows YOLOv5's public recipe (SGD with three parameter groups, nesterov,
+linear LR decay, warm-up, EMA, AMP on CUDA) and hands the model and optimizer to a
+SparseML ``ScheduledModifierManager``, which prunes and quantizes on its schedule.
+
+Known SparseML practice that the loop applies:
+
+* When quantization-aware training starts, EMA and AMP are switched off: fake-quant
+  observers and a shadow copy of the weights don't mix, and fp16 autocast breaks the
+  observed ranges. The EMA weights are copied into the model first, so the better
+  (averaged) weights are the ones that get quantized.
+* Every epoch writes ``last.pt`` atomically (model, optimizer, EMA, epoch, recipe,
+  recipe variables). ``resume=True`` rebuilds the model, re-applies the recipe's
+  structure (QAT modules) at the saved epoch and continues at the next epoch: no
+  progress is lost beyond the epoch in flight.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from yolotut.compat import apply_sparseml_compat
+from yolotut.export import is_quantized
+
+RECIPE_PACKAGE = "yolotut.recipes"
+CHECKPOINT_FORMAT = "yolotut-train/1"
+
+
+# --- configuration -----------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved into every checkpoint."""
+
+    data: str = "pistols"
+    weights: str | None = "yolov5n"  # asset name, .pt path, or None to start from scratch
+    size: str = "n"  # used when weights is None
+    activation: str | None = None  # override the checkpoint's activation (e.g. "hardswish")
+    recipe: str = "dense-finetune"  # recipe name shipped with yolotut, or a path
+    recipe_args: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None  # overrides the recipe's num_epochs
+    imgsz: int = 416
+    batch_size: int = 16
+    max_images: int | None = None  # training subset (quick runs)
+    max_steps_per_epoch: int | None = None
+    val_max_images: int | None = None
+    lr0: float = 0.01
+    lrf: float = 0.01
+    momentum: float = 0.937
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 3.0
+    warmup_bias_lr: float = 0.1
+    ema: bool = True
+    augment: bool = True
+    device: str = "auto"
+    workers: int = 2
+    seed: int = 0
+    out_dir: str = "runs/train"
+    evaluate_every_epoch: bool = False
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    final_checkpoint: Path
+    epochs_run: int
+    history: list[dict[str, float]]
+    seconds: float
+    device: str
+
+
+# --- recipes -------------------------------------------------------------------------
+
+
+def available_recipes() -> list[str]:
+    """Names of the recipes shipped in ``yolotut/recipes``."""
+    folder = resources.files(RECIPE_PACKAGE)
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_path(name_or_path: str) -> Path:
+    """Resolve a recipe name (``pruning``) or a path to a recipe file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml", ".md"} and candidate.exists():
+        return candidate
+    shipped = resources.files(RECIPE_PACKAGE) / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return Path(str(shipped))
+    raise FileNotFoundError(
+        f"unknown recipe {name_or_path!r}: give a path to a SparseML recipe file or one of "
+        f"{', '.join(available_recipes())}"
+    )
+
+
+def load_manager(recipe: str, variables: dict[str, Any] | None = None):
+    """A SparseML ``ScheduledModifierManager`` for a recipe with variable overrides."""
+    apply_sparseml_compat()
+    from sparseml.pytorch.optim import ScheduledModifierManager
+
+    path = recipe_path(recipe)
+    return ScheduledModifierManager.from_yaml(str(path), recipe_variables=variables or None)
+
+
+def quiet_loggers():
+    """A SparseML logger manager that logs nowhere.
+
+    SparseML's default one writes ``./sparse_logs/<date>.log`` into whatever the
+    working directory is (a notebook folder, a user's checkout); training progress is
+    shown by the tqdm bars and saved in ``history.json`` instead.
+    """
+    from sparseml.pytorch.utils import LoggerManager
+
+    return LoggerManager(log_python=False)
+
+
+def _recipe_variables(config: TrainConfig) -> dict[str, Any]:
+    variables = dict(config.recipe_args)
+    if config.epochs is not None:
+        variables["num_epochs"] = config.epochs
+    return variables
+
+
+# --- model ---------------------------------------------------------------------------
+
+
+def select_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; an explicit ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu")
+    return torch.device(device)
+
+
+def initial_model(config: TrainConfig, names: list[str]) -> nn.Module:
+    """The model a run starts from, with its Detect head sized for the dataset.
+
+    Weights are transferred by name where shapes match: a COCO checkpoint keeps its
+    backbone and neck, and gets a fresh Detect head when the class count differs.
+    An activation override rebuilds the graph with the other activation and keeps
+    every weight (activations have none), as the blog did for Hardswish.
+    """
+    from yolotut.models import build_model, load_checkpoint
+
+    if config.weights is None:
+        return build_model(config.size, num_classes=len(names), activation=config.activation or "silu", names=names)
+
+    source = load_checkpoint(_resolve_weights(config.weights))
+    activation = config.activation or getattr(source, "activation", "silu")
+    if source.nc == len(names) and activation == getattr(source, "activation", "silu"):
+        source.names = list(names)
+        return source
+    model = build_model(
+        source.size, num_classes=len(names), activation=activation, anchors=source.config["anchors"], names=names
+    )
+    transfer_weights(source, model)
+    return model
+
+
+def _resolve_weights(weights: str) -> Path:
+    path = Path(weights)
+    if path.exists():
+        return path
+    from yolotut import assets
+
+    if weights in assets.REGISTRY:
+        return assets.fetch(weights)
+    raise FileNotFoundError(
+        f"weights {weights!r} is neither a file nor a registered asset (see `yolotut fetch --list`)"
+    )
+
+
+def transfer_weights(source: nn.Module, target: nn.Module) -> int:
+    """Copy every tensor whose name and shape match; return how many were copied."""
+    source_state = source.state_dict()
+    target_state = target.state_dict()
+    matched = {
+        k: v for k, v in source_state.items() if k in target_state and v.shape == target_state[k].shape
+    }
+    target.load_state_dict(matched, strict=False)
+    return len(matched)
+
+
+# --- optimizer, schedule, EMA --------------------------------------------------------
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with YOLOv5's three groups: BN weights (no decay), weights (decay), biases."""
+    bn_weights, weights, biases = [], [], []
+    for module in model.modules():
+        bias = getattr(module, "bias", None)
+        if isinstance(bias, nn.Parameter):
+            biases.append(bias)
+        weight = getattr(module, "weight", None)
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if isinstance(weight, nn.Parameter):
+                bn_weights.append(weight)
+        elif isinstance(weight, nn.Parameter):
+            weights.append(weight)
+    optimizer = torch.optim.SGD(bn_weights, lr=config.lr0, momentum=config.momentum, nesterov=True)
+    optimizer.add_param_group({"params": weights, "weight_decay": config.weight_decay})
+    optimizer.add_param_group({"params": biases})
+    for group in optimizer.param_groups:
+        group["initial_lr"] = config.lr0
+    return optimizer
+
+
+def learning_rate_factor(epoch_fraction: float, epochs: int, lrf: float) -> float:
+    """YOLOv5's linear decay from 1 to ``lrf`` over the run."""
+    return (1 - epoch_fraction / max(epochs, 1)) * (1.0 - lrf) + lrf
+
+
+class ModelEMA:
+    """Exponential moving average of the weights, with YOLOv5's ramped decay."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.9999, tau: float = 2000, updates: int = 0):
+        self.ema = copy.deepcopy(model).eval()
+        self.updates = updates
+        self.decay_fn = lambda n: decay * (1 - math.exp(-n / tau))
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = self.decay_fn(self.updates)
+        model_state = model.state_dict()
+        for name, value in self.ema.state_dict().items():
+            if value.dtype.is_floating_point:
+                value.mul_(d).add_(model_state[name].detach(), alpha=1 - d)
+
+
+# --- checkpoints ---------------------------------------------------------------------
+
+
+def save_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically: a crash mid-write never leaves a truncated ``last.pt``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, EOFError, ValueError) as exc:  # torch raises these for corrupt zips/pickles
+        raise ValueError(f"{path}: not a readable yolotut training checkpoint ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a yolotut training checkpoint (expected format {CHECKPOINT_FORMAT})")
+    return payload
+
+
+def load_trained_model(path: str | Path) -> nn.Module:
+    """Rebuild a trained model, SparseML structure (QAT modules) included, in eval mode.
+
+    A checkpoint saved after quantization-aware training started holds fake-quant
+    scales and observers; the recipe's structure is re-applied before loading them.
+    """
+    from yolotut.models import model_from_config
+
+    payload = load_training_checkpoint(path)
+    model = model_from_config(payload["model_config"])
+    if payload["quantized"]:
+        _manager_from_checkpoint(payload).apply_structure(model, epoch=math.inf, loggers=quiet_loggers())
+    model.load_state_dict(payload["model"])
+    return model.eval()
+
+
+def _manager_from_checkpoint(payload: dict[str, Any]):
+    apply_sparseml_compat()
+    from sparseml.pytorch.optim import ScheduledModifierManager
+
+    return ScheduledModifierManager.from_yaml(payload["recipe_text"], recipe_variables=payload["recipe_variables"] or None)
+
+
+# --- the loop ------------------------------------------------------------------------
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _limited(loader, max_steps: int | None) -> Iterator:
+    for step, batch in enumerate(loader):
+        if max_steps is not None and step >= max_steps:
+            return
+        yield batch
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Run (or resume) a training run with a SparseML recipe; return where the results are."""
+    apply_sparseml_compat()
+    from yolotut.data import create_dataloader, load_dataset_config
+    from yolotut.loss import ComputeLoss, scale_hyp
+    from yolotut.models import model_from_config
+
+    started = time.perf_counter()
+    out_dir = Path(config.out_dir)
+    last_path = out_dir / "last.pt"
+    payload = load_training_checkpoint(last_path) if resume and last_path.exists() else None
+    if resume and payload is None:
+        raise FileNotFoundError(f"nothing to resume: {last_path} does not exist")
+    if payload is not None:
+        config = TrainConfig(**payload["config"])
+    _seed_everything(config.seed)
+    device = select_device(config.device)
+
+    dataset_config = load_dataset_config(config.data)
+    loader, _ = create_dataloader(
+        dataset_config,
+        "train",
+        imgsz=config.imgsz,
+        batch_size=config.batch_size,
+        augment=config.augment,
+        shuffle=True,
+        workers=config.workers,
+        max_images=config.max_images,
+        seed=config.seed,
+    )
+    steps_per_epoch = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
+
+    variables = _recipe_variables(config)
+    recipe_text = recipe_path(config.recipe).read_text()
+    if payload is None:
+        model = initial_model(config, dataset_config.names)
+        start_epoch = 0
+    else:
+        model = model_from_config(payload["model_config"])
+        start_epoch = payload["epoch"] + 1
+    model_config = model.config
+    model.to(device).train()
+
+    optimizer = build_optimizer(model, config)
+    manager = load_manager(config.recipe, variables)
+    epochs = int(math.ceil(manager.max_epochs))
+    if payload is not None:
+        # Rebuild the structure the weights were saved in (QAT modules if QAT had
+        # started), then restore weights and optimizer into it. The same manager then
+        # carries on with the schedule from start_epoch (SparseML's resume pattern).
+        if payload["quantized"]:
+            manager.apply_structure(model, epoch=float(start_epoch), loggers=quiet_loggers())
+        model.load_state_dict(payload["model"])
+        optimizer = build_optimizer(model, config)
+        optimizer.load_state_dict(payload["optimizer"])
+    optimizer = manager.modify(model, optimizer, steps_per_epoch=steps_per_epoch, epoch=float(start_epoch), loggers=quiet_loggers())
+
+    ema = None
+    if config.ema and not manager.qat_active(start_epoch):
+        ema = ModelEMA(model, updates=payload["ema_updates"] if payload else 0)
+        if payload is not None and payload.get("ema") is not None:
+            ema.ema.load_state_dict(payload["ema"])
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    hyp = scale_hyp({}, nc=model.nc, nl=model.model[-1].nl, imgsz=config.imgsz)
+    compute_loss = ComputeLoss(model, hyp)
+    warmup_iters = max(round(config.warmup_epochs * steps_per_epoch), 0)
+    history: list[dict[str, float]] = list(payload["history"]) if payload else []
+
+    for epoch in range(start_epoch, epochs):
+        if manager.qat_active(epoch):
+            if ema is not None:
+                # QAT starts: quantize the averaged weights, then train without EMA/AMP.
+                model.load_state_dict(ema.ema.state_dict())
+                ema = None
+            use_amp = False
+            scaler = torch.amp.GradScaler("cuda", enabled=False)
+        model.train()
+        sums = torch.zeros(3)
+        bar = tqdm(
+            _limited(loader, config.max_steps_per_epoch),
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for step, (images, targets, *_rest) in enumerate(bar):
+            global_step = epoch * steps_per_epoch + step
+            _warmup(optimizer, global_step, warmup_iters, epoch + step / steps_per_epoch, epochs, config)
+            images = images.to(device, non_blocking=True).float() / 255
+            targets = targets.to(device)
+            with torch.autocast(device.type, enabled=use_amp):
+                preds = model(images)
+                loss, items = compute_loss(preds, targets)
+            loss = manager.loss_update(loss, model, optimizer, epoch, steps_per_epoch)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=10.0)
+            scaler.step(optimizer)
+            scaler.update()
+            if ema is not None:
+                ema.update(model)
+            sums += items.detach().cpu()
+            bar.set_postfix(box=f"{items[0]:.3f}", obj=f"{items[1]:.3f}", cls=f"{items[2]:.3f}")
+        record = {"epoch": epoch, **dict(zip(("box", "obj", "cls"), (sums / max(steps_per_epoch, 1)).tolist()))}
+        record["lr"] = optimizer.param_groups[0]["lr"]
+        record["sparsity"] = conv_weight_sparsity(model)
+        history.append(record)
+        finished = epoch == epochs - 1
+        if finished:
+            manager.finalize(model)
+        weights_model = ema.ema if ema is not None else model
+        save_training_checkpoint(
+            last_path,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "config": asdict(config),
+                "model_config": model_config,
+                "model": {k: v.detach().cpu() for k, v in weights_model.state_dict().items()},
+                "optimizer": optimizer.state_dict(),
+                "ema": None,  # the saved model already holds the EMA weights
+                "ema_updates": ema.updates if ema is not None else 0,
+                "epoch": epoch,
+                "finished": finished,
+                "quantized": is_quantized(weights_model),
+                "recipe_text": recipe_text,
+                "recipe_variables": variables,
+                "history": history,
+            },
+        )
+
+    final = out_dir / "final.pt"
+    if last_path.exists():
+        # `final.pt` is the finished run; `last.pt` stays for inspection.
+        final.write_bytes(last_path.read_bytes())
+    (out_dir / "history.json").write_text(json.dumps(history, indent=2))
+    return TrainResult(
+        out_dir=out_dir,
+        final_checkpoint=final,
+        epochs_run=epochs - start_epoch,
+        history=history,
+        seconds=time.perf_counter() - started,
+        device=str(device),
+    )
+
+
+def _warmup(optimizer, global_step: int, warmup_iters: int, epoch_fraction: float, epochs: int, config: TrainConfig) -> None:
+    factor = learning_rate_factor(epoch_fraction, epochs, config.lrf)
+    for index, group in enumerate(optimizer.param_groups):
+        target = config.lr0 * factor
+        if global_step < warmup_iters:
+            # Biases (group 2) start high and come down; the rest ramp up from 0.
+            start = config.warmup_bias_lr if index == 2 else 0.0
+            group["lr"] = float(np.interp(global_step, [0, warmup_iters], [start, target]))
+            if "momentum" in group:
+                group["momentum"] = float(np.interp(global_step, [0, warmup_iters], [0.8, config.momentum]))
+        else:
+            group["lr"] = target
+
+
+# --- one-shot quantization -----------------------------------------------------------
+
+
+@torch.no_grad()
+def calibrate_oneshot(
+    model: nn.Module,
+    loader,
+    recipe: str = "oneshot-quantization",
+    variables: dict[str, Any] | None = None,
+    num_batches: int = 16,
+    progress: bool = True,
+) -> nn.Module:
+    """Post-training INT8: insert fake-quant observers, run calibration images, freeze.
+
+    No weight is updated. BN layers keep their trained statistics (eval mode); only
+    the observers learn activation ranges from the calibration images.
+    """
+    manager = load_manager(recipe, variables)
+    # Train mode while the structure is applied: SparseML then fuses Conv+BN into
+    # QAT ConvBn modules (in eval mode torch would fold BN away and SparseML's
+    # fusion check fails). Calibration itself runs in eval mode.
+    model.train()
+    manager.apply(model, finalize=False, loggers=quiet_loggers())
+    model.eval()
+    model.apply(torch.ao.quantization.enable_observer)
+    device = next(model.parameters()).device
+    total = min(num_batches, len(loader))
+    for images, *_ in tqdm(_limited(loader, num_batches), total=total, desc="calibrating", disable=not progress):
+        model(images.to(device).float() / 255)
+    model.apply(torch.ao.quantization.disable_observer)
+    return model
+
+
+# --- measurements --------------------------------------------------------------------
+
+
+def conv_weight_sparsity(model: nn.Module) -> float:
+    """Fraction of zeros over all convolution weights (the figure the recipes target)."""
+    zeros = total = 0
+    for name, parameter in model.named_parameters():
+        if parameter.dim() == 4 and name.endswith("weight"):
+            zeros += int((parameter == 0).sum())
+            total += parameter.numel()
+    return zeros / total if total else 0.0
