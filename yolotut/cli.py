@@ -267,6 +267,167 @@ def _cmd_check(args: argparse.Namespace) -> int:
 # --- end check ------------------------------------------------------------------------
 
 
+# --- train / export / sparsity (train, export) -----------------------------------------
+
+
+def _parse_recipe_args(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as YAML scalars (numbers, lists, strings)."""
+    import yaml
+
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--recipe-arg expects key=value, got {pair!r}")
+        parsed[key.strip()] = yaml.safe_load(value)
+    return parsed
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="fine-tune / prune / quantize a YOLOv5 model with a SparseML recipe")
+    p.add_argument("--recipe", default="dense-finetune", help="shipped recipe name or a recipe file")
+    p.add_argument("--recipe-arg", action="append", default=[], metavar="KEY=VALUE", help="override a recipe variable")
+    p.add_argument("--data", default="pistols", help="dataset name (pistols, asl) or dataset yaml")
+    p.add_argument("--weights", default="yolov5n", help="asset name or .pt path; 'none' to start from scratch")
+    p.add_argument("--size", default="n", choices=["n", "s", "m", "l", "x"], help="model size when --weights none")
+    p.add_argument("--activation", choices=["silu", "hardswish", "relu"], help="override the activation")
+    p.add_argument("--epochs", type=int, help="overrides the recipe's num_epochs")
+    p.add_argument("--imgsz", type=int, default=416)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-images", type=int, help="train on a subset (quick runs)")
+    p.add_argument("--max-steps", type=int, help="at most this many steps per epoch")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", default="runs/train", help="run directory (checkpoints, history)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from yolotut.train import TrainConfig, train
+
+    config = TrainConfig(
+        data=args.data,
+        weights=None if args.weights.lower() == "none" else args.weights,
+        size=args.size,
+        activation=args.activation,
+        recipe=args.recipe,
+        recipe_args=_parse_recipe_args(args.recipe_arg),
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch_size=args.batch_size,
+        max_images=args.max_images,
+        max_steps_per_epoch=args.max_steps,
+        device=args.device,
+        workers=args.workers,
+        out_dir=args.out,
+    )
+    result = train(config, resume=args.resume)
+    last = result.history[-1] if result.history else {}
+    summary = {
+        "checkpoint": str(result.final_checkpoint),
+        "epochs_run": result.epochs_run,
+        "seconds": round(result.seconds, 1),
+        "device": result.device,
+        "sparsity": last.get("sparsity"),
+        "loss": {k: last.get(k) for k in ("box", "obj", "cls")},
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"trained {result.epochs_run} epoch(s) in {result.seconds:.0f} s on {result.device}: {result.final_checkpoint}")
+    return 0
+
+
+def _load_any_checkpoint(path: str):
+    """A training checkpoint (final.pt / last.pt) or a model checkpoint (ours or Ultralytics')."""
+    from yolotut.models import load_checkpoint
+    from yolotut.train import CHECKPOINT_FORMAT, load_trained_model
+
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, AttributeError, ModuleNotFoundError, OSError):
+        payload = None  # not a plain weights-only file: an Ultralytics pickle, or corrupt
+    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
+        return load_trained_model(path)
+    return load_checkpoint(path)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (QAT models become INT8 QLinearConv)")
+    p.add_argument("checkpoint", help="training checkpoint (final.pt), yolotut or Ultralytics .pt")
+    p.add_argument("--out", required=True, help="ONNX file to write")
+    p.add_argument("--imgsz", type=int, default=416)
+    p.add_argument("--batch-size", type=int, default=1, help="batch size of the sample (the batch axis stays dynamic)")
+    p.add_argument("--float-input", action="store_true", help="quantized models: keep a float32 input instead of uint8")
+    p.add_argument("--raw-outputs", action="store_true", help="also output the three raw head tensors")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from yolotut.export import export_onnx, is_quantized
+
+    model = _load_any_checkpoint(args.checkpoint)
+    uint8_input = False if args.float_input else is_quantized(model)
+    report = export_onnx(
+        model, args.out, imgsz=args.imgsz, batch_size=args.batch_size, uint8_input=uint8_input, raw_outputs=args.raw_outputs
+    )
+    data = report.to_dict()
+    if args.json:
+        print_json(data)
+    else:
+        kind = "INT8" if report.quantized else "fp32"
+        print(
+            f"{report.path}: {kind}, {report.input_dtype} input, {data['file_size_mb']:.2f} MB, "
+            f"conv sparsity {data['conv_sparsity']:.1%}"
+        )
+    return 0
+
+
+def _add_sparsity(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sparsity", help="measure the conv-weight sparsity of an ONNX model or checkpoint")
+    p.add_argument("model", help=".onnx file or .pt checkpoint")
+    p.add_argument("--layers", action="store_true", help="also list every layer")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_sparsity)
+
+
+def _cmd_sparsity(args: argparse.Namespace) -> int:
+    if args.model.endswith(".onnx"):
+        from yolotut.export import measure_onnx_sparsity
+
+        report = measure_onnx_sparsity(args.model)
+        data = report.to_dict(layers=args.layers)
+        layers = [(layer.name, layer.shape, layer.sparsity) for layer in report.layers]
+    else:
+        from yolotut.train import conv_weight_sparsity
+
+        model = _load_any_checkpoint(args.model)
+        layers = [
+            (name, tuple(p.shape), float((p == 0).float().mean()))
+            for name, p in model.named_parameters()
+            if p.dim() == 4
+        ]
+        data = {"path": args.model, "conv_sparsity": conv_weight_sparsity(model)}
+        if args.layers:
+            data["layers"] = [{"name": n, "shape": s, "sparsity": v} for n, s, v in layers]
+    if args.json:
+        print_json(data)
+        return 0
+    if args.layers:
+        for name, shape, value in layers:
+            print(f"{value:7.1%}  {str(shape):20s} {name}")
+    print(f"conv-weight sparsity: {data['conv_sparsity']:.1%}  ({args.model})")
+    return 0
+
+
+# --- end train / export / sparsity ----------------------------------------------------
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_fetch,
     _add_env,
@@ -274,6 +435,9 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_video,
     _add_evaluate,
     _add_check,
+    _add_train,
+    _add_export,
+    _add_sparsity,
 ]
 
 
