@@ -81,6 +81,7 @@ def test_benchmark_engine_runs_warmup_plus_iterations_on_one_random_batch() -> N
     assert result.items_per_sec == pytest.approx(2000.0 / result.latency_ms_mean)
     assert result.engine_info["engine"] == "counting"
     assert "cores_available" in result.hardware
+    assert result.load_avg is None or len(result.load_avg) == 3
     with pytest.raises(ValueError):
         benchmark_engine(eng, warmup=0, iterations=0)
 
@@ -97,6 +98,17 @@ def test_results_round_trip_through_json_and_csv(tmp_path: Path) -> None:
     assert rows[0]["engine_version"] == "1.0" and rows[1]["skipped"].startswith("64 cores")
     single = done.save(tmp_path / "one.json")
     assert benchmark.load_results(single)[0] == done
+
+
+def test_busy_machine_is_flagged() -> None:
+    assert benchmark.machine_busy(7.5, 2) and not benchmark.machine_busy(0.3, 2)
+    assert not benchmark.machine_busy(3.0, 16) and benchmark.machine_busy(6.0, 16)
+    result = BenchmarkResult(model="m.onnx", engine="deepsparse", batch_size=1, cores=2, items_per_sec=4.0,
+                             latency_ms_mean=250.0, latency_ms_median=125.0, latency_ms_p90=500.0,
+                             hardware={"cores_available": 2}, load_avg=[7.9, 6.0, 4.3])
+    assert result.busy and "machine busy: load 7.9" in result.summary()
+    result.load_avg = [0.1, 0.2, 0.3]
+    assert not result.busy and "busy" not in result.summary()
 
 
 def test_too_many_cores_is_skipped_not_run() -> None:

@@ -8,7 +8,10 @@ runs (80), each timed with ``time.perf_counter_ns`` around ``engine.infer``.
 * ``items_per_sec`` = ``batch_size / mean latency in seconds`` -- images per second
   of a synchronous (one stream) engine, the post's "items/sec".
 
-Every result carries ``engine.info()`` (what actually ran) and the CPU fingerprint.
+Every result carries ``engine.info()`` (what actually ran), the CPU fingerprint and
+the system load average when the measurement started: other processes on the same
+cores distort CPU benchmarks badly (DeepSparse pins one thread per core and suffers
+most), so a result taken on a busy machine says so (:attr:`BenchmarkResult.busy`).
 A benchmark that cannot run here (no CUDA GPU, DeepSparse unsupported, more cores
 asked for than the process may use) gives a result with ``skipped`` set to the reason
 instead of raising, so a sweep always completes.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -56,6 +60,7 @@ CSV_FIELDS = [
     "latency_ms_max",
     "cpu_model",
     "engine_version",
+    "load_avg_1min",
     "timestamp",
     "skipped",
 ]
@@ -83,11 +88,18 @@ class BenchmarkResult:
     latencies_ms: list[float] = field(default_factory=list)
     engine_info: dict[str, Any] = field(default_factory=dict)
     hardware: dict[str, Any] = field(default_factory=dict)
+    load_avg: list[float] | None = None  # 1/5/15-minute load average at the start
     timestamp: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     skipped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "busy": self.busy}
+
+    @property
+    def busy(self) -> bool:
+        """Whether other work was running when this was measured (see :func:`machine_busy`)."""
+        cores = self.hardware.get("cores_available") or 1
+        return bool(self.load_avg) and machine_busy(self.load_avg[0], cores)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchmarkResult:
@@ -99,6 +111,7 @@ class BenchmarkResult:
         row["cpu_model"] = self.hardware.get("cpu_model")
         versions = self.engine_info.get("versions", {})
         row["engine_version"] = versions.get(self.engine)
+        row["load_avg_1min"] = self.load_avg[0] if self.load_avg else None
         return row
 
     def save(self, path: str | Path) -> Path:
@@ -112,10 +125,27 @@ class BenchmarkResult:
         head = f"{self.engine} {model_label(self.model)} batch={self.batch_size} cores={self.cores}"
         if self.skipped:
             return f"{head}: skipped ({self.skipped})"
-        return (
+        text = (
             f"{head}: {self.items_per_sec:.1f} items/s, latency mean {self.latency_ms_mean:.2f} ms, "
             f"median {self.latency_ms_median:.2f} ms, p90 {self.latency_ms_p90:.2f} ms"
         )
+        if self.busy:
+            text += f" [machine busy: load {self.load_avg[0]:.1f} on {self.hardware.get('cores_available')} cores]"
+        return text
+
+
+def machine_busy(load1: float, cores: int) -> bool:
+    """A 1-minute load average above a quarter of the cores plus half a core means other
+    work competes for the CPU (the benchmark's own threads are not yet counted at start)."""
+    return load1 > 0.25 * cores + 0.5
+
+
+def load_average() -> list[float] | None:
+    """The 1/5/15-minute load average, or None where the OS does not provide it."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def latency_stats(latencies_ms: Sequence[float], batch_size: int) -> dict[str, float]:
@@ -146,6 +176,7 @@ def benchmark_engine(
     if warmup < 0 or iterations < 1:
         raise ValueError(f"need warmup >= 0 and iterations >= 1, got {warmup} and {iterations}")
     batch = engine.dummy_input(seed)
+    load = load_average()
     latencies_ns = np.empty(iterations, dtype=np.int64)
     bar = tqdm(total=warmup + iterations, desc=f"{engine.name} b{engine.batch_size}", disable=not progress, leave=False)
     for _ in range(warmup):
@@ -171,6 +202,7 @@ def benchmark_engine(
         latencies_ms=latencies_ms,
         engine_info=info,
         hardware=hardware.cpu_fingerprint(),
+        load_avg=load,
         **latency_stats(latencies_ms, engine.batch_size),
     )
 

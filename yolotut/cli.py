@@ -125,6 +125,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         benchmark.save_results([result], args.out or Path(args.csv).with_suffix(".json"), args.csv)
     if result.skipped:
         print(f"skipped: {result.skipped}", file=sys.stderr)
+    if result.busy:
+        print(f"warning: load average {result.load_avg} on {result.hardware.get('cores_available')} cores: "
+              "other processes competed for the CPU, the figures understate the engine", file=sys.stderr)
     if args.json:
         print_json(result.to_dict())
     else:

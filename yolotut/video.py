@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from yolotut.benchmark import load_average
 from yolotut.engines import Engine
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "draw", "write")
@@ -50,6 +51,7 @@ class VideoResult:
     source_fps: float
     detections: int
     warmup: int = 0
+    load_avg: list[float] | None = None  # 1/5/15-minute load average at the start
     out_path: str | None = None
     engine_info: dict[str, Any] = field(default_factory=dict)
 
@@ -136,6 +138,7 @@ def run_video(
 
     names = engine.names
     buffer = engine.new_input_buffer()
+    load = load_average()
     dummy = engine.dummy_input()
     for _ in range(warmup):
         engine.infer(dummy)
@@ -196,6 +199,7 @@ def run_video(
         source_fps=source_fps,
         detections=detections,
         warmup=warmup,
+        load_avg=load,
         out_path=str(out_path) if out_path is not None else None,
         engine_info=engine.info(),
     )
