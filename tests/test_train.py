@@ -209,3 +209,15 @@ def test_explicit_cuda_without_gpu_is_a_clear_error() -> None:
         pytest.skip("this machine has a GPU")
     with pytest.raises(RuntimeError, match="--device cpu"):
         train_module.select_device("cuda")
+
+
+def test_sparseml_writes_no_log_folder_into_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    from yolotut.models import build_model
+    from yolotut.train import calibrate_oneshot
+
+    monkeypatch.chdir(tmp_path)
+    model = build_model("n", num_classes=1)
+    loader = [(torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8),)]
+    calibrate_oneshot(model, loader, num_batches=1, progress=False)
+    assert is_quantized(model)
+    assert not (tmp_path / "sparse_logs").exists()

@@ -123,11 +123,13 @@ def quiet_loggers():
 
     SparseML's default one writes ``./sparse_logs/<date>.log`` into whatever the
     working directory is (a notebook folder, a user's checkout); training progress is
-    shown by the tqdm bars and saved in ``history.json`` instead.
+    shown by the tqdm bars and saved in ``history.json`` instead. The manager holds one
+    no-op logger because SparseML replaces an *empty* (falsy) manager by its default.
     """
-    from sparseml.pytorch.utils import LoggerManager
+    from sparseml.pytorch.utils import LambdaLogger, LoggerManager
 
-    return LoggerManager(log_python=False)
+    discard = LambdaLogger(lambda_func=lambda *args, **kwargs: True, name="discard")
+    return LoggerManager([discard], log_python=False)
 
 
 def _recipe_variables(config: TrainConfig) -> dict[str, Any]:
