@@ -431,6 +431,51 @@ def _cmd_sparsity(args: argparse.Namespace) -> int:
 # --- end train / export / sparsity ----------------------------------------------------
 
 
+# --- reproduce (runner, report) ----------------------------------------------------------
+
+
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="run every tutorial notebook in order (papermill), then write the reproduction report",
+    )
+    p.add_argument("--profile", choices=["quick", "full"], default="quick",
+                   help="quick: minutes on 2 CPU cores (pipeline check); full: the real training (GPU advised)")
+    p.add_argument("--only", help="comma-separated notebook numbers or names, e.g. 01,02 (default: all)")
+    p.add_argument("--output", default="outputs", help="folder for results, models, executed notebooks and the report")
+    p.add_argument("--notebooks", help="folder holding the notebooks (default: notebooks/ of the checkout)")
+    p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
+    p.add_argument("--log-output", action="store_true", help="stream the notebooks' output to this terminal")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_reproduce)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from yolotut import runner
+
+    only = args.only.split(",") if args.only else None
+    try:
+        summary = runner.reproduce(
+            args.profile, only=only, output_dir=args.output, notebooks_dir=args.notebooks,
+            build_report=not args.no_report, progress=not args.json, log_output=args.log_output,
+        )
+    except runner.NotebookFailedError as exc:
+        print(f"yolotut reproduce: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json(runner.summary_dict(summary))
+        return 0
+    for run in summary.runs:
+        print(f"{run.name:32s} {run.seconds:7.0f} s")
+    print(f"{'total':32s} {summary.total_seconds:7.0f} s ({summary.profile} profile)")
+    for kind, path in summary.report.items():
+        print(f"report ({kind}): {path}")
+    return 0
+
+
+# --- end reproduce -----------------------------------------------------------------------
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_fetch,
     _add_env,
@@ -441,6 +486,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train,
     _add_export,
     _add_sparsity,
+    _add_reproduce,
 ]
 
 

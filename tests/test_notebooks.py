@@ -1,0 +1,178 @@
+"""The tutorial notebooks: committed clean, and the whole quick-profile sequence runs.
+
+The fast tests read the committed ``.ipynb`` files. The ``notebooks``-marked tests run
+every notebook once (quick profile, papermill, into a temporary output folder; about
+20 minutes on 2 CPU cores) and then check what each one wrote: its results file,
+the manifest and the report. No speed thresholds: only that the numbers are sane.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from yolotut import claims, runner
+
+NOTEBOOKS = runner.default_notebooks_dir()
+NAMES = [p.stem for p in runner.list_notebooks(NOTEBOOKS)]
+
+
+# --- the committed files -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_is_clean_with_one_parameters_cell(name: str) -> None:
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs for c in code), f"{name}: committed with outputs (rebuild with notebooks/_build.py)"
+    assert all(c.execution_count is None for c in code), f"{name}: committed with execution counts"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].cell_type == "code"
+    assert 'profile = "quick"' in tagged[0].source
+    for key in ("results_dir", "models_dir", "manifest_path"):
+        assert f"{key} = " in tagged[0].source
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {name[:2]} ")
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_notebooks_match_their_generator(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("nb_build", NOTEBOOKS / "_build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    built = module.build(tmp_path)
+    assert sorted(p.stem for p in built) == NAMES
+    for path in built:
+        assert path.read_text() == (NOTEBOOKS / path.name).read_text(), (
+            f"{path.name} differs from notebooks/_build.py: run `python notebooks/_build.py` and commit"
+        )
+
+
+# --- the quick-profile run -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[runner.ReproduceSummary, Path]:
+    if not (Path(__import__("os").environ.get("YOLOTUT_MIRROR", "")) / "companion").is_dir():
+        pytest.skip("offline asset mirror not found (set YOLOTUT_MIRROR)")
+    out = tmp_path_factory.mktemp("reproduce")
+    summary = runner.reproduce("quick", output_dir=out, progress=False)
+    return summary, out
+
+
+def _results(out: Path, name: str) -> dict[str, Any]:
+    path = out / "results" / f"{name}.json"
+    assert path.exists(), f"{name} wrote no results file"
+    data = json.loads(path.read_text())
+    assert data["profile"] == "quick" and data["measurements"]
+    return data
+
+
+def _check_sane(record: dict[str, Any]) -> None:
+    if record.get("skipped"):
+        return
+    for key in ("items_per_sec", "fps", "fps_pipeline", "fps_peak", "file_size_mb", "file_size_gz_mb"):
+        if key in record:
+            assert math.isfinite(record[key]) and record[key] > 0, (key, record.get("id"))
+    for key in ("sparsity", "map50", "map50_95", "block4_sparsity"):
+        if key in record:
+            assert 0.0 <= record[key] <= 1.0, (key, record.get("id"))
+    assert record.get("arch") in {"yolov5s", "yolov5n"} and record.get("variant"), record.get("id")
+
+
+def _by(records: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
+    return [r for r in records if all(r.get(k) == v for k, v in match.items()) and not r.get("skipped")]
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_every_notebook_ran(quick_run) -> None:
+    summary, out = quick_run
+    assert [r.name for r in summary.runs] == NAMES
+    for run in summary.runs:
+        assert run.seconds > 0 and Path(run.executed).exists()
+    times = {n["name"]: n for n in runner.load_manifest(out / "manifest.json")["notebooks"]}
+    assert all(times[name]["status"] == "ok" and times[name]["seconds"] > 0 for name in NAMES)
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, variant, needs",
+    [
+        ("01_baseline", "dense", [("items_per_sec", "torch"), ("fps", None)]),
+        ("02_deepsparse_dense", "dense", [("items_per_sec", "torch"), ("items_per_sec", "onnxruntime"),
+                                          ("items_per_sec", "deepsparse"), ("fps", None), ("file_size_mb", None)]),
+        ("03_oneshot_quantization", "one-shot-quantized", [("items_per_sec", "deepsparse"), ("map50", None), ("sparsity", None)]),
+        ("04_pruning", "pruned", [("items_per_sec", "deepsparse"), ("map50", None), ("sparsity", None), ("fps", None)]),
+        ("05_pruning_quantization", "pruned-quantized", [("items_per_sec", "deepsparse"), ("items_per_sec", "torch"),
+                                                         ("map50", None), ("sparsity", None), ("fps", None)]),
+        ("06_sparse_transfer_learning", "sparse-transfer", [("items_per_sec", "deepsparse"), ("map50", None),
+                                                            ("sparsity", None), ("fps", None)]),
+        ("07_yolov5n_hardswish", "pruned-quantized-hardswish", [("items_per_sec", "deepsparse"), ("map50", None),
+                                                                ("sparsity", None), ("fps", None), ("fps_peak", None)]),
+    ],
+)
+def test_notebook_results(quick_run, name: str, variant: str, needs: list[tuple[str, str | None]]) -> None:
+    _, out = quick_run
+    records = _results(out, name)["measurements"]
+    for record in records:
+        _check_sane(record)
+    mine = _by(records, variant=variant)
+    for key, engine in needs:
+        found = [r for r in mine if key in r and (engine is None or r.get("engine") == engine)]
+        assert found, f"{name}: no {key} measurement for {variant} on {engine or 'any engine'}"
+    # every results file is readable by the claims checker
+    assert claims.load_measurements(out / "results" / f"{name}.json")
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_engine_comparison_results(quick_run) -> None:
+    _, out = quick_run
+    records = _results(out, "08_engine_comparison")["measurements"]
+    for record in records:
+        _check_sane(record)
+    engines = {r["engine"] for r in records if r["id"].startswith("08-widget") and not r.get("skipped")}
+    assert {"onnxruntime", "deepsparse"} <= engines
+    assert sorted(r["cores"] for r in records if r["id"].startswith("08-cores")) == list(range(1, len(
+        [r for r in records if r["id"].startswith("08-cores")]) + 1))
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_manifest_lists_the_models_with_existing_onnx_files(quick_run) -> None:
+    _, out = quick_run
+    models = runner.load_manifest(out / "manifest.json")["models"]
+    variants = {(m["model"], m["variant"]) for m in models}
+    assert {("yolov5s", v) for v in ("dense", "one-shot-quantized", "pruned", "pruned-quantized", "sparse-transfer")} <= variants
+    assert ("yolov5n", "pruned-quantized-hardswish") in variants
+    for m in models:
+        assert Path(m["onnx"]).exists() and m["file_size_mb"] > 0
+        assert 0.0 <= m["sparsity"] <= 1.0 and m["precision"] in ("fp32", "int8")
+        assert m["map50"] is None or 0.0 <= m["map50"] <= 1.0
+    quantized = [m for m in models if m["precision"] == "int8"]
+    assert quantized and all(m["map50"] is not None for m in quantized)
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_report_was_built(quick_run) -> None:
+    summary, out = quick_run
+    md = (out / "report" / "report.md").read_text()
+    assert "| Comparison | Claimed | Measured | Verdict |" in md
+    assert "## Notebooks" in md and "09_reproduction_report" in md
+    assert md.count("**not measurable here**") < md.count("| ") and "reproduced" in md
+    html = (out / "report" / "report.html").read_text()
+    assert "Plotly.newPlot" in html
+    assert summary.report["markdown"] == str(out / "report" / "report.md")
+    # the notebook 09 copy shows the verdict table too
+    nb = nbformat.read(out / "notebooks" / "09_reproduction_report.ipynb", as_version=4)
+    shown = "".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "| Comparison | Claimed | Measured | Verdict |" in shown

@@ -1,0 +1,214 @@
+"""The reproduction report: published claims vs our measurements, as markdown and HTML.
+
+:func:`build_report` reads every result file the notebooks wrote
+(``outputs/results/*.json``), runs the claims checker (:mod:`yolotut.claims`) and
+writes ``report.md`` (tables) and ``report.html`` (the same tables plus interactive
+plotly charts, plotly.js embedded once so the page works offline). The manifest
+adds the models produced and each notebook's wall time.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from yolotut import claims as claims_mod
+from yolotut.claims import Measurement, Verdict
+
+_ENGINE_ORDER = ("pytorch", "onnxruntime", "deepsparse")
+
+
+# --- picking what to chart ------------------------------------------------------------
+
+
+def _label(m: Measurement) -> str:
+    return " ".join(p for p in (m.model, m.variant) if p) or m.id
+
+
+def engine_rows(measurements: Iterable[Measurement], batch_size: int) -> list[dict[str, Any]]:
+    """Engine-only items/sec at one batch size, one row per (model, variant, engine).
+
+    When a setup was measured more than once (two notebooks), the last file wins.
+    """
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for m in measurements:
+        if m.metric != "items_per_sec" or m.batch_size != batch_size or m.measurement != "engine-only":
+            continue
+        rows[(_label(m), m.engine or "unknown")] = {
+            "label": _label(m), "engine": m.engine or "unknown", "items_per_sec": m.value,
+            "model": m.model, "variant": m.variant, "cores": m.cores, "imgsz": m.imgsz,
+        }
+    order = {e: i for i, e in enumerate(_ENGINE_ORDER)}
+    return sorted(rows.values(), key=lambda r: (r["label"], order.get(r["engine"], 99)))
+
+
+def speed_map_rows(measurements: Sequence[Measurement], engine: str = "deepsparse") -> list[dict[str, Any]]:
+    """One point per (model, variant) that has both a batch-1 speed on ``engine`` and an mAP@0.5."""
+    maps: dict[str, float] = {}
+    for m in measurements:
+        if m.metric == "map50" and (m.engine in (None, engine)):
+            maps[_label(m)] = m.value
+    rows = []
+    for row in engine_rows(measurements, batch_size=1):
+        if row["engine"] == engine and row["label"] in maps:
+            rows.append({**row, "map50": maps[row["label"]]})
+    return rows
+
+
+def _figures(verdicts: Sequence[Verdict], measurements: Sequence[Measurement]) -> dict[str, Any]:
+    from yolotut import plots
+
+    figures: dict[str, Any] = {"Claimed vs measured": plots.verdict_figure(verdicts)}
+    points = speed_map_rows(measurements)
+    if points:
+        figures["Speed vs accuracy (DeepSparse, batch 1)"] = plots.speed_vs_map_figure(
+            points, title="DeepSparse batch-1 items/sec vs mAP@0.5 (pistols val subset)"
+        )
+    batches = sorted({m.batch_size for m in measurements if m.metric == "items_per_sec" and m.batch_size})
+    for bs in batches:
+        rows = engine_rows(measurements, bs)
+        if rows:
+            figures[f"Throughput per engine, batch {bs}"] = plots.engine_bar_figure(
+                rows, title=f"Engine-only throughput, batch {bs} (items/sec)"
+            )
+    fps = [
+        {"label": _label(m), "engine": m.engine, "fps": m.value}
+        for m in measurements
+        if m.metric == "fps"
+    ]
+    if fps:
+        figures["End-to-end video FPS"] = plots.engine_bar_figure(fps, title="End-to-end video FPS (demo video, batch 1)")
+    return figures
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[list[str]]:
+    return [list(headers)] + [[_fmt(c) if not isinstance(c, str) else c for c in row] for row in rows]
+
+
+def markdown_table(table: list[list[str]]) -> str:
+    head, *body = table
+    cell = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
+def html_table(table: list[list[str]]) -> str:
+    head, *body = table
+    out = "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
+    out += "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    return out + "</tbody></table>"
+
+
+def notebook_table(manifest: Mapping[str, Any]) -> list[list[str]]:
+    runs = manifest.get("notebooks", [])
+    rows = [
+        (n["name"], n.get("profile") or "-", "-" if n.get("seconds") is None else f"{n['seconds']:.0f}", n.get("status", "ok"))
+        for n in runs
+    ]
+    total = sum(n["seconds"] for n in runs if n.get("seconds") is not None)
+    if runs:
+        rows.append(("total", "", f"{total:.0f}", ""))
+    return _table(("notebook", "profile", "wall time (s)", "status"), rows)
+
+
+def model_table(manifest: Mapping[str, Any]) -> list[list[str]]:
+    rows = [
+        (
+            m.get("variant", "?"), m.get("model") or "-", m.get("precision", "-"),
+            f"{m['sparsity']:.1%}" if m.get("sparsity") is not None else "-",
+            _fmt(m.get("file_size_mb"), 2), _fmt(m.get("file_size_gz_mb"), 2), _fmt(m.get("map50")),
+            Path(m["onnx"]).name if m.get("onnx") else "-",
+        )
+        for m in manifest.get("models", [])
+    ]
+    return _table(("variant", "model", "precision", "conv sparsity", "ONNX MB", "gzip MB", "mAP@0.5", "file"), rows)
+
+
+def measurement_table(measurements: Sequence[Measurement]) -> list[list[str]]:
+    rows = [
+        (m.metric, _fmt(m.value), m.model or "-", m.variant or "-", m.engine or "-",
+         _fmt(m.batch_size), _fmt(m.cores), _fmt(m.imgsz), m.measurement or "-", Path(m.source).name)
+        for m in measurements
+    ]
+    return _table(("metric", "value", "model", "variant", "engine", "batch", "cores", "imgsz", "kind", "file"), rows)
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def build_report(
+    results_dir: str | Path,
+    out_dir: str | Path,
+    manifest_path: str | Path | None = None,
+    claims_path: str | Path | None = None,
+    tolerance: float = claims_mod.DEFAULT_TOLERANCE,
+) -> dict[str, Path]:
+    """Check the claims against ``results_dir`` and write ``report.md``, ``report.html`` and ``verdicts.json``.
+
+    ``manifest_path`` defaults to ``<results_dir>/../manifest.json``. Returns the paths written.
+    """
+    from yolotut import hardware
+    from yolotut.runner import load_manifest
+
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"no results folder {results_dir}: run the notebooks first (`yolotut reproduce`)")
+    manifest = load_manifest(manifest_path or results_dir.parent / "manifest.json")
+    registry = claims_mod.load_claims(claims_path)
+    measurements = claims_mod.load_measurements(results_dir)
+    verdicts = claims_mod.check(registry, measurements, tolerance=tolerance)
+    figures = _figures(verdicts, measurements)
+
+    cpu = hardware.cpu_fingerprint()
+    machine = f"{cpu['cpu_model']}, {cpu['cores_available']} cores available, AVX-512 VNNI: {cpu['avx512_vnni']}"
+    profiles = sorted({n.get("profile") for n in manifest.get("notebooks", []) if n.get("profile")})
+    intro = (
+        f"Machine: {machine}. Profile: {', '.join(profiles) or 'unknown'}. "
+        f"{len(measurements)} measurements from {len({m.source for m in measurements})} result files."
+    )
+    caveat = (
+        "Absolute speeds depend on the machine: the checker compares ratios measured side by side on one "
+        "machine (speed-ups, size reductions) with the published ratios. With the quick profile the models "
+        "are trained for a handful of steps only: their speeds are real, their mAP is not meaningful."
+    )
+    sections = [
+        ("Notebooks", notebook_table(manifest)),
+        ("Models produced", model_table(manifest)),
+    ]
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = [f"# Reproduction report\n\n{intro}\n\n{caveat}\n", "## Published claims vs our measurements\n",
+          claims_mod.verdicts_to_markdown(verdicts)]
+    for title, table in sections:
+        md += [f"## {title}\n", markdown_table(table)]
+    md += ["## All measurements\n", markdown_table(measurement_table(measurements)),
+           "\nInteractive charts (claimed vs measured, speed vs mAP, throughput per engine): `report.html`.\n"]
+    md_path = out_dir / "report.md"
+    md_path.write_text("\n".join(md))
+
+    page = claims_mod.verdicts_to_html(verdicts, figures, title="Reproduction report: published claims vs our measurements")
+    extra = f"<p>{html.escape(intro)}</p><p>{html.escape(caveat)}</p>" + "".join(
+        f"<h2>{html.escape(title)}</h2>{html_table(table)}" for title, table in sections
+    )
+    extra += f"<h2>All measurements</h2>{html_table(measurement_table(measurements))}"
+    html_path = out_dir / "report.html"
+    html_path.write_text(page.replace("</body></html>", extra + "</body></html>"))
+
+    json_path = out_dir / "verdicts.json"
+    json_path.write_text(json.dumps(claims_mod.verdicts_to_json(verdicts), indent=2) + "\n")
+    return {"markdown": md_path, "html": html_path, "verdicts": json_path}

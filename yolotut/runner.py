@@ -1,0 +1,426 @@
+"""Run the tutorial notebooks in order with papermill; keep the model manifest.
+
+``yolotut reproduce`` calls :func:`reproduce`: every notebook of ``notebooks/`` runs
+in order (cwd = ``notebooks/``) with the chosen profile, executed copies land in
+``<output>/notebooks/``, and a failure stops the run with the notebook, the cell and
+the executed copy to open. The notebooks record the models they produce in
+``<output>/manifest.json`` through :func:`record_model` and their measurements in
+``<output>/results/*.json`` through :func:`write_results`; the runner adds each
+notebook's wall time to the manifest and finally builds the report
+(:func:`yolotut.report.build_report`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+PROFILES = ("quick", "full")
+MANIFEST_FORMAT = "yolotut-manifest/1"
+RESULTS_FORMAT = "yolotut-results/1"
+PRECISIONS = ("fp32", "int8")
+
+
+class NotebookFailedError(RuntimeError):
+    """A notebook raised: names the notebook, the cell and the executed copy."""
+
+    def __init__(self, notebook: str, cell_index: int | None, exec_count: int | None, ename: str, evalue: str,
+                 source: str, executed: Path) -> None:
+        self.notebook = notebook
+        self.cell_index = cell_index
+        self.exec_count = exec_count
+        self.ename = ename
+        self.evalue = evalue
+        self.executed = executed
+        first_line = next((line for line in source.splitlines() if line.strip()), "").strip()
+        where = f"cell {cell_index}" if cell_index is not None else "a cell"
+        if exec_count is not None:
+            where += f" (In [{exec_count}])"
+        super().__init__(
+            f"notebook {notebook} failed in {where}: {ename}: {evalue}\n"
+            f"  cell starts with: {first_line[:120]}\n"
+            f"  executed copy with the full traceback: {executed}"
+        )
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    seconds: float
+    executed: str
+    status: str = "ok"
+
+
+@dataclass
+class ReproduceSummary:
+    profile: str
+    output_dir: Path
+    runs: list[NotebookRun] = field(default_factory=list)
+    report: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(r.seconds for r in self.runs)
+
+
+# --- where things are ------------------------------------------------------------------
+
+
+def default_notebooks_dir() -> Path:
+    """``notebooks/`` of the source checkout (the package is installed editable)."""
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def list_notebooks(notebooks_dir: str | Path | None = None, only: Iterable[str] | None = None) -> list[Path]:
+    """The numbered notebooks (``NN_*.ipynb``) in order; ``only`` keeps those whose prefix or name matches."""
+    folder = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"no notebooks folder at {folder}: run from a source checkout (pip install -e .) or pass --notebooks"
+        )
+    notebooks = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"{folder} holds no numbered notebooks (NN_name.ipynb)")
+    if only is None:
+        return notebooks
+    wanted = [w.strip() for w in only if w.strip()]
+    picked = [p for p in notebooks if any(p.name.startswith(w) or p.stem == w for w in wanted)]
+    unknown = [w for w in wanted if not any(p.name.startswith(w) or p.stem == w for p in notebooks)]
+    if unknown:
+        raise ValueError(f"--only {','.join(unknown)}: no such notebook; choose from {', '.join(p.stem for p in notebooks)}")
+    return picked
+
+
+def notebook_parameters(profile: str, output_dir: str | Path) -> dict[str, Any]:
+    """Papermill parameters that point a notebook at one output folder."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    out = Path(output_dir).resolve()
+    return {
+        "profile": profile,
+        "results_dir": str(out / "results"),
+        "models_dir": str(out / "models"),
+        "manifest_path": str(out / "manifest.json"),
+    }
+
+
+def resolve_kernel() -> str:
+    """A kernel name whose interpreter is this one (the venv with yolotut installed).
+
+    jupyter_client starts ``python3`` specs whose argv[0] is a bare ``python`` with
+    ``sys.executable``; a user-level ``python3`` spec that names another interpreter
+    would run the notebooks without yolotut, so then a ``yolotut`` spec is registered
+    into this environment's prefix and used instead.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    try:
+        spec = manager.get_kernel_spec("python3")
+        exe = spec.argv[0] if spec.argv else ""
+        if exe in {"python", "python3", f"python3.{sys.version_info[1]}"} or _same_file(exe, sys.executable):
+            return "python3"
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name="yolotut", display_name="Python (yolotut)", prefix=sys.prefix)
+    return "yolotut"
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+def run_notebook(
+    notebook: str | Path,
+    executed: str | Path,
+    parameters: dict[str, Any],
+    kernel_name: str | None = None,
+    cwd: str | Path | None = None,
+    log_output: bool = False,
+) -> float:
+    """Execute one notebook with papermill; return its wall time in seconds.
+
+    Raises :class:`NotebookFailedError` (notebook, cell, error, executed copy) when a cell fails.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    notebook, executed = Path(notebook), Path(executed)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters=parameters,
+            kernel_name=kernel_name or resolve_kernel(),
+            cwd=str(cwd or notebook.parent),
+            progress_bar=False,
+            log_output=log_output,
+        )
+    except PapermillExecutionError as exc:
+        raise NotebookFailedError(
+            notebook.name, exc.cell_index, exc.exec_count, exc.ename, exc.evalue, exc.source or "", executed
+        ) from None
+    return time.perf_counter() - start
+
+
+def reproduce(
+    profile: str = "quick",
+    only: Sequence[str] | None = None,
+    output_dir: str | Path = "outputs",
+    notebooks_dir: str | Path | None = None,
+    build_report: bool = True,
+    progress: bool = True,
+    log_output: bool = False,
+) -> ReproduceSummary:
+    """Run the notebooks in order, record their wall times, then build the report."""
+    from tqdm.auto import tqdm
+
+    output_dir = Path(output_dir).resolve()
+    notebooks = list_notebooks(notebooks_dir, only)
+    parameters = notebook_parameters(profile, output_dir)
+    kernel = resolve_kernel()
+    summary = ReproduceSummary(profile=profile, output_dir=output_dir)
+    manifest_path = Path(parameters["manifest_path"])
+    bar = tqdm(notebooks, desc="notebooks", unit="nb", disable=not progress)
+    for notebook in bar:
+        bar.set_postfix_str(notebook.stem)
+        executed = output_dir / "notebooks" / notebook.name
+        try:
+            seconds = run_notebook(notebook, executed, parameters, kernel, notebook.parent, log_output)
+        except NotebookFailedError:
+            record_notebook_time(manifest_path, notebook.stem, None, executed, profile, status="failed")
+            raise
+        summary.runs.append(NotebookRun(notebook.stem, seconds, str(executed)))
+        record_notebook_time(manifest_path, notebook.stem, seconds, executed, profile)
+        tqdm.write(f"{notebook.stem}: {seconds:.0f} s ({profile} profile)")
+    if build_report:
+        from yolotut.report import build_report as _build_report
+
+        summary.report = {k: str(v) for k, v in _build_report(
+            output_dir / "results", output_dir / "report", manifest_path=manifest_path
+        ).items()}
+    return summary
+
+
+# --- manifest ----------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def load_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest, or an empty one when the file does not exist yet."""
+    path = Path(path)
+    if not path.exists():
+        return {"format": MANIFEST_FORMAT, "models": [], "notebooks": []}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); delete it and re-run the notebooks") from exc
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{path}: not a yolotut manifest (expected format {MANIFEST_FORMAT}); delete it and re-run")
+    data.setdefault("models", [])
+    data.setdefault("notebooks", [])
+    return data
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def record_model(
+    variant: str,
+    onnx_path: str | Path,
+    sparsity: float,
+    precision: str,
+    map50: float | None = None,
+    *,
+    manifest_path: str | Path = "../outputs/manifest.json",
+    model: str | None = None,
+    notebook: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Add (or replace, by ``model`` + ``variant``) one produced model in the manifest; return the entry.
+
+    ``sparsity`` is the measured fraction of zero conv weights of the ONNX file and
+    ``map50`` the measured mAP@0.5 when the notebook measured it. ``extra`` holds
+    plain JSON values (imgsz, dataset, file size, map50_95, ...).
+    """
+    onnx_path = Path(onnx_path)
+    if not onnx_path.exists():
+        raise FileNotFoundError(f"record_model({variant!r}): {onnx_path} does not exist; export the model first")
+    if not 0.0 <= float(sparsity) <= 1.0:
+        raise ValueError(f"record_model({variant!r}): sparsity must be a fraction in [0, 1], got {sparsity}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"record_model({variant!r}): precision must be one of {PRECISIONS}, got {precision!r}")
+    if map50 is not None and not 0.0 <= float(map50) <= 1.0:
+        raise ValueError(f"record_model({variant!r}): map50 must be a fraction in [0, 1], got {map50}")
+    entry = {
+        "variant": variant,
+        "model": model,
+        "onnx": str(onnx_path.resolve()),
+        "sparsity": float(sparsity),
+        "precision": precision,
+        "map50": None if map50 is None else float(map50),
+        "file_size_mb": onnx_path.stat().st_size / 1e6,
+        "notebook": notebook,
+        "recorded": _now(),
+        **extra,
+    }
+    path = Path(manifest_path)
+    manifest = load_manifest(path)
+    # One entry per (architecture, variant): re-running a notebook replaces its model.
+    manifest["models"] = [
+        m for m in manifest["models"] if (m.get("model"), m.get("variant")) != (model, variant)
+    ] + [entry]
+    _write_json_atomic(path, manifest)
+    return entry
+
+
+def record_notebook_time(
+    manifest_path: str | Path, notebook: str, seconds: float | None, executed: str | Path, profile: str, status: str = "ok"
+) -> None:
+    """Store one notebook's wall time (the report lists them)."""
+    path = Path(manifest_path)
+    manifest = load_manifest(path)
+    entry = {"name": notebook, "seconds": seconds, "profile": profile, "status": status,
+             "executed": str(executed), "finished": _now()}
+    manifest["notebooks"] = [n for n in manifest["notebooks"] if n.get("name") != notebook] + [entry]
+    manifest["notebooks"].sort(key=lambda n: n["name"])
+    _write_json_atomic(path, manifest)
+
+
+def manifest_models(manifest_path: str | Path) -> list[dict[str, Any]]:
+    """Models in the manifest whose ONNX file still exists."""
+    return [m for m in load_manifest(manifest_path)["models"] if Path(m["onnx"]).exists()]
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+def write_results(results_dir: str | Path, name: str, payload: dict[str, Any]) -> Path:
+    """Write one notebook's measurements as ``<results_dir>/<name>.json``; return the path."""
+    path = Path(results_dir) / f"{name}.json"
+    data = {"format": RESULTS_FORMAT, "name": name, "written": _now(), **payload}
+    _write_json_atomic(path, data)
+    return path
+
+
+def labelled(record: Any, *, arch: str, variant: str, **tags: Any) -> dict[str, Any]:
+    """A result (``BenchmarkResult``, ``VideoResult``, evaluation dict...) as a dict with the
+    labels :func:`yolotut.claims.load_measurements` matches claims on.
+
+    ``arch`` (``yolov5s``) and ``variant`` (``dense``, ``pruned-quantized``...) are explicit
+    because the file names of the models do not have to say them; ``tags`` adds
+    ``dataset``, ``precision``, ``measurement``, ``id``...
+    """
+    data = record.to_dict() if hasattr(record, "to_dict") else dict(record)
+    return {**data, "arch": arch, "variant": variant, **{k: v for k, v in tags.items() if v is not None}}
+
+
+def onnx_file_record(path: str | Path, *, arch: str, variant: str, precision: str, **tags: Any) -> dict[str, Any]:
+    """Sparsity and file size (raw and gzip -9) measured on an exported ONNX file.
+
+    The gzip size is what "compressed file size" claims compare: pruned zeros stay in
+    the raw file and only compress away.
+    """
+    import gzip
+
+    from yolotut.export import measure_onnx_sparsity
+
+    path = Path(path)
+    report = measure_onnx_sparsity(path)
+    gz = len(gzip.compress(path.read_bytes(), compresslevel=9))
+    return {
+        "id": f"{arch}-{variant}-file",
+        "arch": arch,
+        "variant": variant,
+        "precision": precision,
+        "onnx": str(path),
+        "sparsity": report.conv_sparsity,
+        "prunable_sparsity": report.prunable_sparsity,
+        "block4_sparsity": report.block4_sparsity,
+        "quantized": report.quantized,
+        "file_size_mb": path.stat().st_size / 1e6,
+        "file_size_gz_mb": gz / 1e6,
+        **tags,
+    }
+
+
+def read_results(results_dir: str | Path, name: str, produced_by: str | None = None) -> dict[str, Any]:
+    """A results file written by :func:`write_results` (an earlier notebook's measurements)."""
+    path = require(Path(results_dir) / f"{name}.json", produced_by or name)
+    return json.loads(path.read_text())
+
+
+def find_record(records: Iterable[Mapping[str, Any]], **match: Any) -> dict[str, Any] | None:
+    """The first record whose keys equal every ``match`` value (``None`` when there is none)."""
+    for record in records:
+        if all(record.get(k) == v for k, v in match.items()):
+            return dict(record)
+    return None
+
+
+def settings(profile: str, quick: Mapping[str, Any], full: Mapping[str, Any], **overrides: Any) -> SimpleNamespace:
+    """The profile's settings, with every override that is not ``None`` applied."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    base = dict(quick if profile == "quick" else full)
+    unknown = set(overrides) - set(base)
+    if unknown:
+        raise ValueError(f"no such setting(s) {sorted(unknown)}; known: {sorted(base)}")
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return SimpleNamespace(profile=profile, **base)
+
+
+def full_run_estimate(seconds: float, images_seen: int, epochs: int, train_images: int) -> dict[str, float]:
+    """Extrapolate a short training run to ``epochs`` over ``train_images`` images on the same machine.
+
+    Per-image time of the short run (start-up included, so it errs on the long side)
+    times the images the full run sees. An estimate, not a measurement.
+    """
+    if images_seen <= 0:
+        raise ValueError("images_seen must be > 0")
+    per_image = seconds / images_seen
+    return {"seconds_per_image": per_image, "estimated_hours": per_image * epochs * train_images / 3600}
+
+
+def require(path: str | Path, produced_by: str) -> Path:
+    """A file an earlier notebook produces; a clear error naming that notebook when it is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run notebook {produced_by} first (or `yolotut reproduce`)")
+    return path
+
+
+def summary_dict(summary: ReproduceSummary) -> dict[str, Any]:
+    """JSON-ready form of a :class:`ReproduceSummary` (for ``--json``)."""
+    return {
+        "profile": summary.profile,
+        "output_dir": str(summary.output_dir),
+        "notebooks": [asdict(r) for r in summary.runs],
+        "total_seconds": summary.total_seconds,
+        "report": summary.report,
+    }
