@@ -897,7 +897,7 @@ itself from the real `yolov5n.pt` (it *is* in the offline mirror) and compares i
 '''),
     parameters(TRAIN_PARAMETERS + BENCH_PARAMETERS),
     SETUP,
-    settings_cell(f"epochs=2, {TRAIN_QUICK}, {COMMON_QUICK}", f"epochs=50, {TRAIN_FULL}, {COMMON_FULL}",
+    settings_cell(f"epochs=2, {TRAIN_QUICK}, " + COMMON_QUICK.replace("video_frames=40", "video_frames=None"), f"epochs=50, {TRAIN_FULL}, {COMMON_FULL}",
                   f"{TRAIN_OVERRIDES}, {COMMON_OVERRIDES}"),
     code('''
 from yolotut.train import TrainConfig, train
@@ -984,7 +984,9 @@ show_frames(engines["ours: yolov5n hardswish"], demo_video, count=3, title="Ours
 The blog's `annotate.py` shows, on every frame, the mean of 1 / frame-time over the last
 50 frames; the title's 182.4 FPS is the highest value it showed. The loop below times
 each frame the same way as `run_video` (decode → pre-process → infer → NMS → draw) and
-reports both the run's average and the peak of that 50-frame running figure.
+reports both the run's average and the peak of that running figure once its 50-frame
+window is full. The demo video has 214 frames; this notebook uses all of them in both
+profiles (YOLOv5n runs at hundreds of frames per second).
 '''),
     code('''
 import time
@@ -995,18 +997,21 @@ import numpy as np
 from yolotut.video import annotate, open_video
 
 engine = engines["blog author: yolov5n hardswish"]
-cap, window, rolling, frame_ms = open_video(demo_video), deque(maxlen=50), [], []
+buffer, frame_ms, window, rolling = engine.new_input_buffer(), [], deque(maxlen=50), []
+cap = open_video(demo_video)
 while cfg.video_frames is None or len(frame_ms) < cfg.video_frames:
     start = time.perf_counter()
     ok, frame = cap.read()
     if not ok:
         break
-    annotate(frame, engine.detect([frame])[0], engine.names, inplace=True)
+    batch, metas = engine.preprocess([frame], out=buffer)
+    annotate(frame, engine.postprocess(engine.infer(batch), metas)[0], engine.names, inplace=True)
     frame_ms.append((time.perf_counter() - start) * 1000)
     window.append(1000 / frame_ms[-1])
     rolling.append(float(np.mean(window)))
 cap.release()
-peak = {"fps": 1000 / float(np.mean(frame_ms)), "fps_peak": max(rolling[min(len(rolling) - 1, 49):]), "frames": len(frame_ms)}
+full_windows = rolling[49:] or rolling  # running means over a full 50-frame window
+peak = {"fps": 1000 / float(np.mean(frame_ms)), "fps_peak": max(full_windows), "frames": len(frame_ms)}
 print(f"average {peak['fps']:.1f} FPS, peak of the 50-frame running FPS {peak['fps_peak']:.1f} "
       f"({peak['fps_peak'] / peak['fps']:.2f}x; blog: 182.4 / 101.52 = 1.80x)")
 '''),
@@ -1020,7 +1025,8 @@ for label, (path, variant) in models.items():
                 for (l, engine, batch), r in bench.items() if l == label]
     records += [runner.labelled(videos[label], id=f"07-{key}-{variant}-video", **tags),
                 runner.labelled(maps[label], id=f"07-{key}-{variant}-map", **tags), files[label]]
-records.append({"id": "07-author-hardswish-peak", "arch": "yolov5n", "variant": "pruned-quantized-hardswish",
+# Listed first, so that the peak/average comparison pairs the peak with the average of the same loop.
+records.insert(0, {"id": "07-author-hardswish-peak", "arch": "yolov5n", "variant": "pruned-quantized-hardswish",
                 "engine": fast_engine, "batch_size": 1, "imgsz": imgsz, "cores": engine.info()["cores"],
                 "measurement": "end-to-end-video", **peak})
 ours = files["ours: yolov5n hardswish"]

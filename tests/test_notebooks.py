@@ -54,6 +54,23 @@ def test_notebooks_match_their_generator(tmp_path: Path) -> None:
         )
 
 
+def test_binder_environment_pins_the_lock() -> None:
+    repo = NOTEBOOKS.parent
+
+    def pins(path: Path) -> set[str]:
+        return {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith(("#", "--"))}
+
+    binder = repo / "binder"
+    assert (binder / "runtime.txt").read_text().strip() == "python-3.11"
+    assert pins(binder / "requirements.txt") == pins(repo / "requirements" / "lock.txt")
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in (binder / "requirements.txt").read_text()
+    assert "torch==2.13.0+cpu" in pins(binder / "requirements.txt")
+    post_build = binder / "postBuild"
+    assert post_build.stat().st_mode & 0o111 and "pip install --no-deps -e ." in post_build.read_text()
+    readme = (NOTEBOOKS / "README.md").read_text()
+    assert "urlpath=lab/tree/notebooks/01_baseline.ipynb" in readme
+
+
 # --- the quick-profile run -----------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from yolotut.engines import ENGINES, Engine, EngineUnavailableError, create_engi
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 IMAGE_SIZES = (320, 416, 512, 640)
+_ENGINE_NAMES = {"torch": "pytorch"}  # plots.ENGINE_COLORS uses the claims' engine names
 AUTHOR_MODELS = {
     "blog author: yolov5n pruned-quantized hardswish (int8)": ("blog-yolov5n-pq-hardswish", "pruned-quantized-hardswish"),
     "blog author: yolov5n pruned-quantized silu (int8)": ("blog-yolov5n-pq-silu", "pruned-quantized"),
@@ -203,15 +204,20 @@ class EngineComparison:
         return series
 
     def _redraw(self) -> None:
-        series = self._series()
+        from yolotut.plots import ENGINE_COLORS
+
+        # Colour = engine (as in the report's charts); pattern = model/settings series.
+        patterns = ("", "/", "x", ".", "\\", "+", "-", "|")
         bars = [
             go.Bar(
                 name=key, x=[r.engine for r in runs], y=[r.items_per_sec for r in runs],
+                marker={"color": [ENGINE_COLORS.get(_ENGINE_NAMES.get(r.engine, r.engine)) for r in runs],
+                        "pattern": {"shape": patterns[i % len(patterns)]}},
                 text=[f"{r.items_per_sec:.1f}" for r in runs], textposition="outside",
                 customdata=[[r.latency_ms_mean, r.latency_ms_p90] for r in runs],
                 hovertemplate="%{x}: %{y:.1f} items/s<br>mean %{customdata[0]:.1f} ms, p90 %{customdata[1]:.1f} ms",
             )
-            for key, runs in series.items()
+            for i, (key, runs) in enumerate(self._series().items())
         ]
         if isinstance(self.figure, go.FigureWidget):
             with self.figure.batch_update():
@@ -233,11 +239,12 @@ class EngineComparison:
         """One row per benchmark run so far (skipped ones with their reason)."""
         return [
             {
-                "model": label, "engine": r.engine, "batch": r.batch_size, "cores": r.cores, "imgsz": r.imgsz,
+                "model": label, "engine": r.engine, "batch": r.batch_size, "cores": r.cores,
+                "imgsz": r.imgsz if r.imgsz is not None else "-",
                 "items/sec": None if r.skipped else round(r.items_per_sec, 2),
                 "mean ms": None if r.skipped else round(r.latency_ms_mean, 2),
                 "p90 ms": None if r.skipped else round(r.latency_ms_p90, 2),
-                "runs": f"{r.warmup}+{r.iterations}", "skipped": r.skipped or "",
+                "runs": "-" if r.skipped else f"{r.warmup}+{r.iterations}", "skipped": r.skipped or "",
             }
             for label, r in self.results
         ]
@@ -248,7 +255,8 @@ class EngineComparison:
         rows = self.table_rows()
         if not rows:
             return ""
-        return pd.DataFrame(rows).to_html(index=False, na_rep="-", border=0)
+        # object dtype: integer columns with a "-" stay integers instead of becoming floats
+        return pd.DataFrame(rows, dtype=object).to_html(index=False, na_rep="-", border=0)
 
 
 # --- annotated frames -------------------------------------------------------------------------
