@@ -922,7 +922,8 @@ models = {
     "blog author: yolov5n silu": (str(assets.fetch("blog-yolov5n-pq-silu")), "pruned-quantized"),
     "ours: yolov5n hardswish": (str(export.path), "pruned-quantized-hardswish"),
 }
-files = {label: runner.onnx_file_record(path, arch="yolov5n", variant=variant, precision="int8", dataset="pistols")
+files = {label: runner.onnx_file_record(path, arch="yolov5n", variant=variant, precision="int8", dataset="pistols",
+                                        label=label, id=f"07-{label.split(':')[0].replace(' ', '-')}-{variant}-file")
          for label, (path, variant) in models.items()}
 for label, record in files.items():
     print(f"{label:32s} conv sparsity {record['sparsity']:.1%} ({record['block4_sparsity']:.1%} of 1x4 blocks all zero), "
@@ -1019,7 +1020,7 @@ print(f"average {peak['fps']:.1f} FPS, peak of the 50-frame running FPS {peak['f
 # The author's models first: where a claim matches several models, the checker takes the first.
 records = []
 for label, (path, variant) in models.items():
-    tags = dict(arch="yolov5n", variant=variant, precision="int8", dataset="pistols")
+    tags = dict(arch="yolov5n", variant=variant, precision="int8", dataset="pistols", label=label)
     key = label.split(":")[0].replace(" ", "-")
     records += [runner.labelled(r, id=f"07-{key}-{engine}-b{batch}", **tags)
                 for (l, engine, batch), r in bench.items() if l == label]
@@ -1027,6 +1028,7 @@ for label, (path, variant) in models.items():
                 runner.labelled(maps[label], id=f"07-{key}-{variant}-map", **tags), files[label]]
 # Listed first, so that the peak/average comparison pairs the peak with the average of the same loop.
 records.insert(0, {"id": "07-author-hardswish-peak", "arch": "yolov5n", "variant": "pruned-quantized-hardswish",
+                   "label": "blog author: yolov5n hardswish (peak loop)",
                 "engine": fast_engine, "batch_size": 1, "imgsz": imgsz, "cores": engine.info()["cores"],
                 "measurement": "end-to-end-video", **peak})
 ours = files["ours: yolov5n hardswish"]
@@ -1141,15 +1143,17 @@ display(Markdown(claims.verdicts_to_markdown(verdicts)))
 plots.verdict_figure(verdicts)
 '''),
     code('''
-points = report.speed_map_rows(measurements)
+records = report.load_records(results_dir)  # the raw result records (they keep each model's label)
+points = report.speed_map_rows(records)
 if points:
     display(plots.speed_vs_map_figure(points, title="DeepSparse batch-1 items/sec vs mAP@0.5 (pistols validation subset)"))
 else:
     print("no model has both a DeepSparse batch-1 benchmark and an mAP yet")
 '''),
     code('''
-for batch in sorted({m.batch_size for m in measurements if m.metric == "items_per_sec" and m.batch_size}):
-    display(plots.engine_bar_figure(report.engine_rows(measurements, batch), title=f"Engine-only items/sec, batch {batch}"))
+for batch in sorted({r["batch_size"] for r in records if r.get("items_per_sec") and r.get("batch_size")}):
+    display(plots.engine_bar_figure(report.engine_rows(records, batch), title=f"Engine-only items/sec, batch {batch}"))
+display(plots.engine_bar_figure(report.fps_rows(records), title="End-to-end video FPS (demo video, batch 1)"))
 '''),
     md('''
 ## Models produced and notebook run times

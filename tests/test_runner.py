@@ -225,6 +225,28 @@ def test_build_report_writes_markdown_html_and_verdicts(tmp_path: Path) -> None:
     assert data["counts"]["reproduced"] >= 1
 
 
+def test_chart_rows_keep_labels_and_compare_all_core_runs(tmp_path: Path) -> None:
+    from yolotut.report import engine_rows, fps_rows, load_records, speed_map_rows
+
+    tags = dict(arch="yolov5n", variant="pruned-quantized-hardswish")
+    runner.write_results(tmp_path, "07", {"measurements": [
+        runner.labelled(_benchmark("deepsparse", 500.0, "author"), id="a", label="author", **tags),
+        runner.labelled(_benchmark("deepsparse", 120.0, "ours"), id="o", label="ours", **tags),
+        runner.labelled({"map50": 0.88}, id="am", label="author", **tags),
+        runner.labelled({"fps": 200.0, "engine_info": {"engine": "torch", "batch_size": 1}}, id="v", label="ours", **tags),
+        runner.labelled({"fps": 90.0, "fps_peak": 150.0}, id="peak", label="author (peak loop)", **tags),
+    ]})
+    runner.write_results(tmp_path, "08", {"measurements": [
+        runner.labelled(_benchmark("deepsparse", 999.0, "author"), id="again", label="author", **tags),  # later re-run
+        runner.labelled({**_benchmark("deepsparse", 300.0, "author"), "cores": 1}, id="c1", label="author", **tags),
+    ]})
+    records = load_records(tmp_path)
+    rows = engine_rows(records, 1)
+    assert [(r["label"], r["items_per_sec"], r["cores"]) for r in rows] == [("author", 500.0, 2), ("ours", 120.0, 2)]
+    assert [(p["label"], p["map50"]) for p in speed_map_rows(records)] == [("author", 0.88)]
+    assert fps_rows(records) == [{"label": "ours", "engine": "pytorch", "fps": 200.0}]
+
+
 def test_build_report_without_results_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="run the notebooks first"):
         build_report(tmp_path / "nothing", tmp_path / "report")

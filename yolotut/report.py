@@ -19,66 +19,99 @@ from yolotut import claims as claims_mod
 from yolotut.claims import Measurement, Verdict
 
 _ENGINE_ORDER = ("pytorch", "onnxruntime", "deepsparse")
+_ENGINE_NAMES = {"torch": "pytorch"}  # the claims' engine names
 
 
 # --- picking what to chart ------------------------------------------------------------
+#
+# Charts read the notebooks' result records directly (``yolotut.runner.write_results``):
+# a record may carry a ``label`` (notebook 07 tells the blog author's YOLOv5n from
+# ours), which claims.Measurement does not keep.
 
 
-def _label(m: Measurement) -> str:
-    return " ".join(p for p in (m.model, m.variant) if p) or m.id
+def load_records(results_dir: str | Path) -> list[dict[str, Any]]:
+    """Every measured record of the result files in ``results_dir`` (file order, skipped ones left out)."""
+    records = []
+    for path in sorted(Path(results_dir).glob("*.json")):
+        doc = json.loads(path.read_text())
+        for rec in doc.get("measurements", []) if isinstance(doc, Mapping) else []:
+            if rec.get("skipped"):
+                continue
+            info = rec.get("engine_info") or {}
+            engine = rec.get("engine") or info.get("engine")
+            records.append({
+                **rec,
+                "label": rec.get("label") or " ".join(str(p) for p in (rec.get("arch"), rec.get("variant")) if p),
+                "engine": _ENGINE_NAMES.get(engine, engine),
+                "batch_size": rec.get("batch_size") or info.get("batch_size"),
+                "cores": rec.get("cores") or info.get("cores"),
+                "file": path.name,
+            })
+    return records
 
 
-def engine_rows(measurements: Iterable[Measurement], batch_size: int) -> list[dict[str, Any]]:
-    """Engine-only items/sec at one batch size, one row per (model, variant, engine).
+def _all_cores(records: Sequence[Mapping[str, Any]]) -> int | None:
+    # Core-scaling runs (notebook 08) measure fewer cores; the charts compare all-core runs.
+    cores = [r["cores"] for r in records if isinstance(r.get("cores"), int)]
+    return max(cores) if cores else None
 
-    When a setup was measured more than once (two notebooks), the last file wins.
+
+def engine_rows(records: Sequence[Mapping[str, Any]], batch_size: int) -> list[dict[str, Any]]:
+    """Engine-only items/sec at one batch size and all cores, one row per (label, engine).
+
+    A setup measured again later (the widget run of notebook 08) keeps its first value.
     """
+    cores = _all_cores(records)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for m in measurements:
-        if m.metric != "items_per_sec" or m.batch_size != batch_size or m.measurement != "engine-only":
+    for r in records:
+        if r.get("items_per_sec") is None or r.get("batch_size") != batch_size or r.get("cores") != cores:
             continue
-        rows[(_label(m), m.engine or "unknown")] = {
-            "label": _label(m), "engine": m.engine or "unknown", "items_per_sec": m.value,
-            "model": m.model, "variant": m.variant, "cores": m.cores, "imgsz": m.imgsz,
-        }
+        rows.setdefault((r["label"], r["engine"]), {
+            "label": r["label"], "engine": r["engine"], "items_per_sec": r["items_per_sec"],
+            "model": r.get("arch"), "variant": r.get("variant"), "cores": cores,
+        })
     order = {e: i for i, e in enumerate(_ENGINE_ORDER)}
-    return sorted(rows.values(), key=lambda r: (r["label"], order.get(r["engine"], 99)))
+    return sorted(rows.values(), key=lambda row: (row["label"], order.get(row["engine"], 99)))
 
 
-def speed_map_rows(measurements: Sequence[Measurement], engine: str = "deepsparse") -> list[dict[str, Any]]:
-    """One point per (model, variant) that has both a batch-1 speed on ``engine`` and an mAP@0.5."""
+def speed_map_rows(records: Sequence[Mapping[str, Any]], engine: str = "deepsparse") -> list[dict[str, Any]]:
+    """One point per model (label) with both a batch-1 items/sec on ``engine`` and an mAP@0.5."""
     maps: dict[str, float] = {}
-    for m in measurements:
-        if m.metric == "map50" and (m.engine in (None, engine)):
-            maps[_label(m)] = m.value
-    rows = []
-    for row in engine_rows(measurements, batch_size=1):
-        if row["engine"] == engine and row["label"] in maps:
-            rows.append({**row, "map50": maps[row["label"]]})
-    return rows
+    for r in records:
+        if r.get("map50") is not None:
+            maps.setdefault(r["label"], r["map50"])
+    return [
+        {**row, "map50": maps[row["label"]]}
+        for row in engine_rows(records, batch_size=1)
+        if row["engine"] == engine and row["label"] in maps
+    ]
 
 
-def _figures(verdicts: Sequence[Verdict], measurements: Sequence[Measurement]) -> dict[str, Any]:
+def fps_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """End-to-end video FPS (``run_video``), one row per (label, engine)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in records:
+        if r.get("fps") is not None and r.get("fps_peak") is None:
+            rows.setdefault((r["label"], r["engine"]), {"label": r["label"], "engine": r["engine"], "fps": r["fps"]})
+    return list(rows.values())
+
+
+def _figures(verdicts: Sequence[Verdict], records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     from yolotut import plots
 
     figures: dict[str, Any] = {"Claimed vs measured": plots.verdict_figure(verdicts)}
-    points = speed_map_rows(measurements)
+    points = speed_map_rows(records)
     if points:
         figures["Speed vs accuracy (DeepSparse, batch 1)"] = plots.speed_vs_map_figure(
-            points, title="DeepSparse batch-1 items/sec vs mAP@0.5 (pistols val subset)"
+            points, title="DeepSparse batch-1 items/sec vs mAP@0.5 (pistols validation subset)"
         )
-    batches = sorted({m.batch_size for m in measurements if m.metric == "items_per_sec" and m.batch_size})
-    for bs in batches:
-        rows = engine_rows(measurements, bs)
+    for bs in sorted({r["batch_size"] for r in records if r.get("items_per_sec") and r.get("batch_size")}):
+        rows = engine_rows(records, bs)
         if rows:
             figures[f"Throughput per engine, batch {bs}"] = plots.engine_bar_figure(
-                rows, title=f"Engine-only throughput, batch {bs} (items/sec)"
+                rows, title=f"Engine-only throughput, batch {bs} (items/sec, {rows[0]['cores']} cores)"
             )
-    fps = [
-        {"label": _label(m), "engine": m.engine, "fps": m.value}
-        for m in measurements
-        if m.metric == "fps"
-    ]
+    fps = fps_rows(records)
     if fps:
         figures["End-to-end video FPS"] = plots.engine_bar_figure(fps, title="End-to-end video FPS (demo video, batch 1)")
     return figures
@@ -172,7 +205,7 @@ def build_report(
     registry = claims_mod.load_claims(claims_path)
     measurements = claims_mod.load_measurements(results_dir)
     verdicts = claims_mod.check(registry, measurements, tolerance=tolerance)
-    figures = _figures(verdicts, measurements)
+    figures = _figures(verdicts, load_records(results_dir))
 
     cpu = hardware.cpu_fingerprint()
     machine = f"{cpu['cpu_model']}, {cpu['cores_available']} cores available, AVX-512 VNNI: {cpu['avx512_vnni']}"
