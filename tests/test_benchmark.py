@@ -82,6 +82,7 @@ def test_benchmark_engine_runs_warmup_plus_iterations_on_one_random_batch() -> N
     assert result.engine_info["engine"] == "counting"
     assert "cores_available" in result.hardware
     assert result.load_avg is None or len(result.load_avg) == 3
+    assert result.other_cpu_cores is not None and result.other_cpu_cores >= 0
     with pytest.raises(ValueError):
         benchmark_engine(eng, warmup=0, iterations=0)
 
@@ -101,14 +102,28 @@ def test_results_round_trip_through_json_and_csv(tmp_path: Path) -> None:
 
 
 def test_busy_machine_is_flagged() -> None:
-    assert benchmark.machine_busy(7.5, 2) and not benchmark.machine_busy(0.3, 2)
-    assert not benchmark.machine_busy(3.0, 16) and benchmark.machine_busy(6.0, 16)
+    assert benchmark.machine_busy(1.5, 2) and not benchmark.machine_busy(0.05, 2)
+    assert not benchmark.machine_busy(1.0, 16) and benchmark.machine_busy(3.0, 16)
     result = BenchmarkResult(model="m.onnx", engine="deepsparse", batch_size=1, cores=2, items_per_sec=4.0,
                              latency_ms_mean=250.0, latency_ms_median=125.0, latency_ms_p90=500.0,
-                             hardware={"cores_available": 2}, load_avg=[7.9, 6.0, 4.3])
-    assert result.busy and "machine busy: load 7.9" in result.summary()
-    result.load_avg = [0.1, 0.2, 0.3]
+                             hardware={"cores_available": 2}, load_avg=[0.2, 0.2, 0.2], other_cpu_cores=1.8)
+    assert result.busy and "other processes used 1.8 of 2 cores" in result.summary()
+    result.other_cpu_cores = 0.02
     assert not result.busy and "busy" not in result.summary()
+    # Results without the contention measurement fall back on the load average.
+    result.other_cpu_cores, result.load_avg = None, [7.9, 6.0, 4.3]
+    assert result.busy
+
+
+def test_cpu_contention_ignores_this_process_own_work() -> None:
+    meter = benchmark.CpuContention()
+    meter.start()
+    x = np.random.default_rng(0).random((300, 300))
+    for _ in range(30):  # ~0.1 s of our own CPU work
+        x = x @ x / 300
+    other = meter.stop()
+    # Whatever others did meanwhile, it is a non-negative amount below the machine's size.
+    assert 0.0 <= other <= (os.cpu_count() or 1) + 0.5
 
 
 def test_too_many_cores_is_skipped_not_run() -> None:

@@ -9,9 +9,10 @@ runs (80), each timed with ``time.perf_counter_ns`` around ``engine.infer``.
   of a synchronous (one stream) engine, the post's "items/sec".
 
 Every result carries ``engine.info()`` (what actually ran), the CPU fingerprint and
-the system load average when the measurement started: other processes on the same
-cores distort CPU benchmarks badly (DeepSparse pins one thread per core and suffers
-most), so a result taken on a busy machine says so (:attr:`BenchmarkResult.busy`).
+how much CPU *other* processes used while it was timed (``other_cpu_cores``: system
+CPU time minus this process's, per second of wall time). Other processes on the same
+cores distort CPU benchmarks badly -- DeepSparse pins one thread per core and suffers
+most -- so a result taken on a busy machine says so (:attr:`BenchmarkResult.busy`).
 A benchmark that cannot run here (no CUDA GPU, DeepSparse unsupported, more cores
 asked for than the process may use) gives a result with ``skipped`` set to the reason
 instead of raising, so a sweep always completes.
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import psutil
 from tqdm.auto import tqdm
 
 from yolotut import hardware
@@ -60,7 +62,7 @@ CSV_FIELDS = [
     "latency_ms_max",
     "cpu_model",
     "engine_version",
-    "load_avg_1min",
+    "other_cpu_cores",
     "timestamp",
     "skipped",
 ]
@@ -89,6 +91,7 @@ class BenchmarkResult:
     engine_info: dict[str, Any] = field(default_factory=dict)
     hardware: dict[str, Any] = field(default_factory=dict)
     load_avg: list[float] | None = None  # 1/5/15-minute load average at the start
+    other_cpu_cores: float | None = None  # cores' worth of CPU other processes used while timed
     timestamp: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     skipped: str | None = None
 
@@ -97,8 +100,11 @@ class BenchmarkResult:
 
     @property
     def busy(self) -> bool:
-        """Whether other work was running when this was measured (see :func:`machine_busy`)."""
+        """Whether other processes competed for the CPU while this was measured (see :func:`machine_busy`)."""
         cores = self.hardware.get("cores_available") or 1
+        if self.other_cpu_cores is not None:
+            return machine_busy(self.other_cpu_cores, cores)
+        # Older results: only the (lagging) load average at the start is known.
         return bool(self.load_avg) and machine_busy(self.load_avg[0], cores)
 
     @classmethod
@@ -111,7 +117,6 @@ class BenchmarkResult:
         row["cpu_model"] = self.hardware.get("cpu_model")
         versions = self.engine_info.get("versions", {})
         row["engine_version"] = versions.get(self.engine)
-        row["load_avg_1min"] = self.load_avg[0] if self.load_avg else None
         return row
 
     def save(self, path: str | Path) -> Path:
@@ -130,14 +135,45 @@ class BenchmarkResult:
             f"median {self.latency_ms_median:.2f} ms, p90 {self.latency_ms_p90:.2f} ms"
         )
         if self.busy:
-            text += f" [machine busy: load {self.load_avg[0]:.1f} on {self.hardware.get('cores_available')} cores]"
+            used = self.other_cpu_cores if self.other_cpu_cores is not None else self.load_avg[0]
+            text += f" [machine busy: other processes used {used:.1f} of {self.hardware.get('cores_available')} cores]"
         return text
 
 
-def machine_busy(load1: float, cores: int) -> bool:
-    """A 1-minute load average above a quarter of the cores plus half a core means other
-    work competes for the CPU (the benchmark's own threads are not yet counted at start)."""
-    return load1 > 0.25 * cores + 0.5
+def machine_busy(other_cores: float, cores: int) -> bool:
+    """Other processes using more than a tenth of the cores plus a tenth of a core
+    (0.3 cores of 2) distort a CPU benchmark enough to matter."""
+    return other_cores > 0.1 * cores + 0.1
+
+
+class CpuContention:
+    """Measures how much CPU other processes use between :meth:`start` and :meth:`stop`.
+
+    System-wide busy CPU time minus this process's own (all its threads, so DeepSparse's
+    and ONNX Runtime's workers count as "ours"), divided by wall time: the average
+    number of cores other processes kept busy. Unlike the load average it does not lag.
+    """
+
+    def __init__(self) -> None:
+        self._proc = psutil.Process()
+        self._start: tuple[float, float, float] | None = None
+
+    def _sample(self) -> tuple[float, float, float]:
+        t = psutil.cpu_times()
+        busy = sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0)
+        own = sum(self._proc.cpu_times()[:2])  # user + system of every thread of this process
+        return time.perf_counter(), busy, own
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def stop(self) -> float:
+        """Average cores used by other processes since :meth:`start`."""
+        if self._start is None:
+            raise RuntimeError("CpuContention.stop() called before start()")
+        wall, busy, own = self._sample()
+        dwall = max(wall - self._start[0], 1e-9)
+        return round(max((busy - self._start[1]) - (own - self._start[2]), 0.0) / dwall, 3)
 
 
 def load_average() -> list[float] | None:
@@ -177,16 +213,19 @@ def benchmark_engine(
         raise ValueError(f"need warmup >= 0 and iterations >= 1, got {warmup} and {iterations}")
     batch = engine.dummy_input(seed)
     load = load_average()
+    contention = CpuContention()
     latencies_ns = np.empty(iterations, dtype=np.int64)
     bar = tqdm(total=warmup + iterations, desc=f"{engine.name} b{engine.batch_size}", disable=not progress, leave=False)
     for _ in range(warmup):
         engine.infer(batch)
         bar.update()
+    contention.start()
     for i in range(iterations):
         start = time.perf_counter_ns()
         engine.infer(batch)
         latencies_ns[i] = time.perf_counter_ns() - start
         bar.update()
+    other_cores = contention.stop()
     bar.close()
     info = engine.info()
     latencies_ms = (latencies_ns / 1e6).tolist()
@@ -203,6 +242,7 @@ def benchmark_engine(
         engine_info=info,
         hardware=hardware.cpu_fingerprint(),
         load_avg=load,
+        other_cpu_cores=other_cores,
         **latency_stats(latencies_ms, engine.batch_size),
     )
 

@@ -126,8 +126,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if result.skipped:
         print(f"skipped: {result.skipped}", file=sys.stderr)
     if result.busy:
-        print(f"warning: load average {result.load_avg} on {result.hardware.get('cores_available')} cores: "
-              "other processes competed for the CPU, the figures understate the engine", file=sys.stderr)
+        print(f"warning: other processes kept {result.other_cpu_cores} of {result.hardware.get('cores_available')} "
+              "cores busy during the measurement; the figures understate the engine", file=sys.stderr)
     if args.json:
         print_json(result.to_dict())
     else:
@@ -167,6 +167,9 @@ def _cmd_video(args: argparse.Namespace) -> int:
         engine, source, out_path=args.out, conf_thres=args.conf_thres, iou_thres=args.iou_thres,
         max_frames=args.max_frames, progress=not args.json, draw=not args.no_draw,
     )
+    if result.busy:
+        print(f"warning: other processes kept {result.other_cpu_cores} cores busy during the run; "
+              "the FPS understate the engine", file=sys.stderr)
     if args.json:
         print_json(result.to_dict())
     else:

@@ -411,7 +411,7 @@ class OnnxRuntimeEngine(Engine):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Explicit, so that info() reports what ran (ORT's own default, 0, means
         # "physical cores", which is not what a container's CPU quota allows).
-        self.threads = int(threads) if threads else _available_cores()
+        self.threads = int(threads) if threads else available_cores()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
@@ -435,7 +435,7 @@ class OnnxRuntimeEngine(Engine):
         }
 
 
-def _available_cores() -> int:
+def available_cores() -> int:
     """Cores this process may run on (CPU affinity), not the host's count."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))

@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from yolotut.benchmark import load_average
-from yolotut.engines import Engine
+from yolotut.benchmark import CpuContention, load_average, machine_busy
+from yolotut.engines import Engine, available_cores
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "draw", "write")
 
@@ -52,6 +52,8 @@ class VideoResult:
     detections: int
     warmup: int = 0
     load_avg: list[float] | None = None  # 1/5/15-minute load average at the start
+    other_cpu_cores: float | None = None  # cores' worth of CPU other processes used meanwhile
+    busy: bool = False  # other_cpu_cores high enough to distort the figures
     out_path: str | None = None
     engine_info: dict[str, Any] = field(default_factory=dict)
 
@@ -147,6 +149,8 @@ def run_video(
     frames = detections = 0
     clock = time.perf_counter_ns
     bar = tqdm(total=total, desc="video", unit="frame", disable=not progress)
+    contention = CpuContention()
+    contention.start()
     start = clock()
     try:
         while max_frames is None or frames < max_frames:
@@ -178,6 +182,7 @@ def run_video(
             bar.update()
     finally:
         elapsed_ns = clock() - start
+        other_cores = contention.stop()
         bar.close()
         cap.release()
         if writer is not None:
@@ -200,6 +205,8 @@ def run_video(
         detections=detections,
         warmup=warmup,
         load_avg=load,
+        other_cpu_cores=other_cores,
+        busy=machine_busy(other_cores, available_cores()),
         out_path=str(out_path) if out_path is not None else None,
         engine_info=engine.info(),
     )
