@@ -124,6 +124,7 @@ def test_cpu_contention_ignores_this_process_own_work() -> None:
     other = meter.stop()
     # Whatever others did meanwhile, it is a non-negative amount below the machine's size.
     assert 0.0 <= other <= (os.cpu_count() or 1) + 0.5
+    assert meter.steal_cores is not None and meter.steal_cores >= 0
 
 
 def test_too_many_cores_is_skipped_not_run() -> None:

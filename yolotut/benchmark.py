@@ -63,6 +63,7 @@ CSV_FIELDS = [
     "cpu_model",
     "engine_version",
     "other_cpu_cores",
+    "steal_cpu_cores",
     "timestamp",
     "skipped",
 ]
@@ -92,6 +93,7 @@ class BenchmarkResult:
     hardware: dict[str, Any] = field(default_factory=dict)
     load_avg: list[float] | None = None  # 1/5/15-minute load average at the start
     other_cpu_cores: float | None = None  # cores' worth of CPU other processes used while timed
+    steal_cpu_cores: float | None = None  # cores' worth taken by the hypervisor (VMs only)
     timestamp: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     skipped: str | None = None
 
@@ -152,27 +154,32 @@ class CpuContention:
     System-wide busy CPU time minus this process's own (all its threads, so DeepSparse's
     and ONNX Runtime's workers count as "ours"), divided by wall time: the average
     number of cores other processes kept busy. Unlike the load average it does not lag.
+    In a virtual machine, ``steal_cores`` is the CPU the hypervisor gave to other guests
+    meanwhile: contention no process list inside the VM shows.
     """
 
     def __init__(self) -> None:
         self._proc = psutil.Process()
-        self._start: tuple[float, float, float] | None = None
+        self._start: tuple[float, float, float, float] | None = None
+        self.steal_cores: float | None = None
 
-    def _sample(self) -> tuple[float, float, float]:
+    def _sample(self) -> tuple[float, float, float, float]:
         t = psutil.cpu_times()
-        busy = sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0)
+        steal = getattr(t, "steal", 0.0)
+        busy = sum(t) - t.idle - getattr(t, "iowait", 0.0) - steal
         own = sum(self._proc.cpu_times()[:2])  # user + system of every thread of this process
-        return time.perf_counter(), busy, own
+        return time.perf_counter(), busy, own, steal
 
     def start(self) -> None:
         self._start = self._sample()
 
     def stop(self) -> float:
-        """Average cores used by other processes since :meth:`start`."""
+        """Average cores used by other processes since :meth:`start` (also sets ``steal_cores``)."""
         if self._start is None:
             raise RuntimeError("CpuContention.stop() called before start()")
-        wall, busy, own = self._sample()
+        wall, busy, own, steal = self._sample()
         dwall = max(wall - self._start[0], 1e-9)
+        self.steal_cores = round((steal - self._start[3]) / dwall, 3)
         return round(max((busy - self._start[1]) - (own - self._start[2]), 0.0) / dwall, 3)
 
 
@@ -243,6 +250,7 @@ def benchmark_engine(
         hardware=hardware.cpu_fingerprint(),
         load_avg=load,
         other_cpu_cores=other_cores,
+        steal_cpu_cores=contention.steal_cores,
         **latency_stats(latencies_ms, engine.batch_size),
     )
 

@@ -53,6 +53,7 @@ class VideoResult:
     warmup: int = 0
     load_avg: list[float] | None = None  # 1/5/15-minute load average at the start
     other_cpu_cores: float | None = None  # cores' worth of CPU other processes used meanwhile
+    steal_cpu_cores: float | None = None  # cores' worth taken by the hypervisor (VMs only)
     busy: bool = False  # other_cpu_cores high enough to distort the figures
     out_path: str | None = None
     engine_info: dict[str, Any] = field(default_factory=dict)
@@ -206,6 +207,7 @@ def run_video(
         warmup=warmup,
         load_avg=load,
         other_cpu_cores=other_cores,
+        steal_cpu_cores=contention.steal_cores,
         busy=machine_busy(other_cores, available_cores()),
         out_path=str(out_path) if out_path is not None else None,
         engine_info=engine.info(),
