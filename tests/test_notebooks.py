@@ -185,7 +185,10 @@ def test_report_was_built(quick_run) -> None:
     md = (out / "report" / "report.md").read_text()
     assert "| Comparison | Claimed | Measured | Verdict |" in md
     assert "## Notebooks" in md and "09_reproduction_report" in md
-    assert md.count("**not measurable here**") < md.count("| ") and "reproduced" in md
+    counts = json.loads((out / "report" / "verdicts.json").read_text())["counts"]
+    measured = counts["reproduced"] + counts["exceeded"] + counts["not reproduced"]
+    assert measured >= 5, counts  # the quick run measures enough to judge several claims
+    assert f"{counts['reproduced']} reproduced, {counts['exceeded']} exceeded" in md
     html = (out / "report" / "report.html").read_text()
     assert "Plotly.newPlot" in html
     assert summary.report["markdown"] == str(out / "report" / "report.md")

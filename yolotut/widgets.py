@@ -256,7 +256,7 @@ class EngineComparison:
         if not rows:
             return ""
         # object dtype: integer columns with a "-" stay integers instead of becoming floats
-        return pd.DataFrame(rows, dtype=object).to_html(index=False, na_rep="-", border=0)
+        return pd.DataFrame(rows, dtype=object).fillna("-").to_html(index=False, border=0)
 
 
 # --- annotated frames -------------------------------------------------------------------------
