@@ -960,14 +960,16 @@ plots.engine_bar_figure(rows, title="YOLOv5n pruned + INT8: the blog author's mo
 ## End-to-end video FPS and accuracy
 '''),
     code('''
+from yolotut.data import load_dataset_config
 from yolotut.engines import create_engine
 from yolotut.evaluate import evaluate
 from yolotut.video import run_video
 
 demo_video = assets.fetch("demo-video")
+pistol_names = load_dataset_config("pistols").names  # the author's files carry no class names
 videos, maps, engines = {}, {}, {}
 for label, (path, variant) in models.items():
-    engines[label] = create_engine(path, fast_engine, batch_size=1, cores=cores)
+    engines[label] = create_engine(path, fast_engine, batch_size=1, cores=cores, names=pistol_names)
     videos[label] = run_video(engines[label], demo_video, max_frames=cfg.video_frames)
     maps[label] = evaluate(engines[label], "pistols", split="valid", max_images=cfg.val_images)
     print(f"{label:32s} {videos[label].fps:6.1f} FPS end-to-end, {videos[label].fps_pipeline:6.1f} FPS pipeline, "
