@@ -141,6 +141,12 @@ def test_pruning_recipe_sparsity_measured_from_exported_int8_onnx(interrupted_an
     assert report.quantized and report.uint8_input and report.input_dtype == "uint8"
     ops = report.sparsity.op_counts
     assert ops["QLinearConv"] == 57 and ops["Conv"] == 3  # Detect convs keep float outputs
+    import onnx
+
+    graph = onnx.load(str(report.path)).graph
+    initializers = {t.name for t in graph.initializer}
+    float_convs = [node for node in graph.node if node.op_type == "Conv"]
+    assert all(node.input[1] in initializers for node in float_convs)  # float weights, no QDQ pair
 
     per_layer = {layer.name: layer for layer in report.sparsity.layers}
     for layers, target in GROUP_TARGETS.items():
@@ -168,7 +174,11 @@ def test_qat_export_runs_in_deepsparse_and_onnxruntime(interrupted_and_resumed_r
     path = export_onnx(model, tmp_path / "pq.onnx", imgsz=256).path
     pixels = np.random.default_rng(0).integers(0, 256, (1, 3, 256, 256), dtype=np.uint8)
     ort_out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": pixels})[0]
-    ds_out = compile_model(str(path), batch_size=1, num_cores=1).run([pixels])[0]
+    engine = compile_model(str(path), batch_size=1, num_cores=1)
+    # DeepSparse must compile the whole graph itself: with an unsupported pattern it
+    # silently runs everything in its ONNX Runtime fallback (and is no faster).
+    assert engine.fraction_of_supported_ops == 1.0
+    ds_out = engine.run([pixels])[0]
     with torch.no_grad():
         torch_out = model(torch.from_numpy(pixels).float() / 255)[0].numpy()
     assert ort_out.shape == ds_out.shape == torch_out.shape == (1, 3 * (32 * 32 + 16 * 16 + 8 * 8), 6)
@@ -221,3 +231,15 @@ def test_sparseml_writes_no_log_folder_into_the_working_directory(tmp_path: Path
     calibrate_oneshot(model, loader, num_batches=1, progress=False)
     assert is_quantized(model)
     assert not (tmp_path / "sparse_logs").exists()
+
+
+@pytest.mark.slow
+def test_pruning_only_checkpoint_is_sparse_although_it_saves_the_ema_weights(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, "pruning", 2, recipe_args={"sparsity_deep": 0.8})
+    result = train(config, progress=False)
+    final = load_training_checkpoint(result.final_checkpoint)
+    assert not final["quantized"]
+    model = load_trained_model(result.final_checkpoint)
+    deep = [p for n, p in model.named_parameters() if re.match(r"model\.(7|8|9|10|21|23)\..*conv\.weight$", n)]
+    assert deep and all((p == 0).float().mean().item() == pytest.approx(0.8, abs=0.01) for p in deep)
+    assert conv_weight_sparsity(model) == pytest.approx(result.history[-1]["sparsity"], abs=0.005)

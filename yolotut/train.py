@@ -246,7 +246,12 @@ class ModelEMA:
         model_state = model.state_dict()
         for name, value in self.ema.state_dict().items():
             if value.dtype.is_floating_point:
-                value.mul_(d).add_(model_state[name].detach(), alpha=1 - d)
+                current = model_state[name].detach()
+                value.mul_(d).add_(current, alpha=1 - d)
+                if value.dim() == 4:
+                    # Pruning masks live on the model's conv weights: an average of
+                    # zeroed weights only decays towards zero, so carry the mask over.
+                    value.masked_fill_(current == 0, 0.0)
 
 
 # --- checkpoints ---------------------------------------------------------------------
