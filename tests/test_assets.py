@@ -28,17 +28,9 @@ from yolotut.assets import (
 )
 from yolotut.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 
 
-def _find_mirror() -> Path | None:
-    for candidate in (os.environ.get("YOLOTUT_MIRROR"), "/work/shared/mirror", REPO.parent / "shared" / "mirror"):
-        if candidate and (Path(candidate) / "companion").is_dir():
-            return Path(candidate).resolve()
-    return None
-
-
-MIRROR = _find_mirror()
+MIRROR = assets.mirror_root()  # tests/conftest.py sets YOLOTUT_MIRROR when a mirror is found
 needs_mirror = pytest.mark.skipif(MIRROR is None, reason="offline mirror (shared/mirror) not found")
 
 

@@ -12,13 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
+from yolotut.assets import mirror_root
 from yolotut import benchmark
 from yolotut.benchmark import BenchmarkResult, benchmark_engine, latency_stats, run_benchmark
 from yolotut.cli import main
 from yolotut.engines import Engine, create_engine
 from yolotut.video import annotate, run_video
 
-MIRROR = Path(os.environ.get("YOLOTUT_MIRROR", "/work/shared/mirror"))
+MIRROR = mirror_root() or Path("no-asset-mirror")  # tests/conftest.py sets YOLOTUT_MIRROR
 TRAIN = MIRROR / "companion" / "yolov5-train"
 BLOG_HS = TRAIN / "yolov5-deepsparse/yolov5n-sgd-pruned-quantized-hardswish/weights/best.onnx"
 VIDEO = TRAIN / "data/pexels-cottonbro-8717592.mp4"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -33,23 +32,6 @@ from yolotut.data import (
     parse_label_file,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _find_mirror() -> Path | None:
-    for candidate in (os.environ.get("YOLOTUT_MIRROR"), "/work/shared/mirror", REPO.parent / "shared" / "mirror"):
-        if candidate and (Path(candidate) / "companion" / "datasets").is_dir():
-            return Path(candidate).resolve()
-    return None
-
-
-@pytest.fixture
-def mirror(monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = _find_mirror()
-    if root is None:
-        pytest.skip("offline mirror with the datasets not found (set YOLOTUT_MIRROR)")
-    monkeypatch.setenv("YOLOTUT_MIRROR", str(root))
-    return root
 
 
 # --- synthetic datasets -----------------------------------------------------------------

@@ -3,13 +3,13 @@ DeepSparse, torch on the official yolov5n checkpoint, and the error paths."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from yolotut.assets import mirror_root
 from yolotut import engines
 from yolotut.engines import (
     DeepSparseEngine,
@@ -20,7 +20,7 @@ from yolotut.engines import (
     read_onnx_info,
 )
 
-MIRROR = Path(os.environ.get("YOLOTUT_MIRROR", "/work/shared/mirror"))
+MIRROR = mirror_root() or Path("no-asset-mirror")  # tests/conftest.py sets YOLOTUT_MIRROR
 TRAIN = MIRROR / "companion" / "yolov5-train"
 BLOG_HS = TRAIN / "yolov5-deepsparse/yolov5n-sgd-pruned-quantized-hardswish/weights/best.onnx"
 BLOG_SILU = TRAIN / "yolov5-deepsparse/yolov5n-sgd-pruned-quantized/weights/best.onnx"

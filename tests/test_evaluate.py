@@ -4,15 +4,15 @@ small evaluation of the blog author's model on the pistols validation split."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from yolotut.assets import mirror_root
 from yolotut.evaluate import coco_detections, coco_ground_truth, coco_map, yolo_labels_to_xyxy
 
-MIRROR = Path(os.environ.get("YOLOTUT_MIRROR", "/work/shared/mirror"))
+MIRROR = mirror_root() or Path("no-asset-mirror")  # tests/conftest.py sets YOLOTUT_MIRROR
 BLOG_HS = MIRROR / "companion/yolov5-train/yolov5-deepsparse/yolov5n-sgd-pruned-quantized-hardswish/weights/best.onnx"
 PISTOL_LABELS = MIRROR / "companion/datasets/pistols/valid/labels"
 needs_mirror = pytest.mark.skipif(not BLOG_HS.exists(), reason=f"asset mirror not found at {MIRROR}")

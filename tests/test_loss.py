@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from torch import nn
 from yolotut.loss import DEFAULT_LOSS_HYP, ComputeLoss, bbox_ciou, find_detect, scale_hyp
 from yolotut.models import build_model
 
-REPO = Path(__file__).resolve().parents[1]
 # YOLOv5's pixel anchors (P3/8, P4/16, P5/32) in stride units, as Detect stores them.
 STRIDES = torch.tensor([8.0, 16.0, 32.0])
 PIXEL_ANCHORS = torch.tensor(
@@ -23,20 +21,9 @@ PIXEL_ANCHORS = torch.tensor(
 ANCHORS = PIXEL_ANCHORS / STRIDES.view(-1, 1, 1)
 
 
-def _find_mirror() -> Path | None:
-    for candidate in (os.environ.get("YOLOTUT_MIRROR"), "/work/shared/mirror", REPO.parent / "shared" / "mirror"):
-        if candidate and (Path(candidate) / "companion" / "datasets").is_dir():
-            return Path(candidate).resolve()
-    return None
-
-
 @pytest.fixture
-def pistol_batch(monkeypatch: pytest.MonkeyPatch) -> tuple[torch.Tensor, torch.Tensor]:
+def pistol_batch(mirror: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Two real pistol training images at 256 px (float 0..1) and their targets."""
-    root = _find_mirror()
-    if root is None:
-        pytest.skip("offline mirror with the datasets not found (set YOLOTUT_MIRROR)")
-    monkeypatch.setenv("YOLOTUT_MIRROR", str(root))
     from yolotut.data import create_dataloader
 
     loader, _ = create_dataloader("pistols", "train", imgsz=256, batch_size=2, workers=0, max_images=2)
