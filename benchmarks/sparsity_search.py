@@ -54,8 +54,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,77 +220,13 @@ def reference_points() -> list[Point]:
 
 # --- DeepSparse-runnable exports (work-arounds until yolotut.models / yolotut.export do this) ---
 #
-# Measured with yolotut's own exports (engine.fraction_of_supported_ops):
-# * YOLOv5s-SiLU INT8: 0.0 -- DeepSparse hands the *whole* graph to its bundled ONNX
-#   Runtime, because the Detect convolutions stay float with QuantizeLinear ->
-#   DequantizeLinear on their constant weights. Folding those pairs into float
-#   weights (bit-exact) makes it 1.0: 20 ms -> 10.5 ms.
-# * YOLOv5n-Hardswish: torch exports nn.Hardswish as HardSigmoid, which DeepSparse 1.8
-#   does not support (0.70-0.84). YOLOv5's export form x * hardtanh(x + 3, 0, 6) / 6
-#   (Add/Clip/Mul/Div, what the blog author's model contains) is supported: 1.0 and
-#   9.8 ms -> 2.2 ms.
-# Without both, any sparsity "speed-up" measured here would be ONNX Runtime's.
-
-
-class ExportHardswish(nn.Module):
-    """Hardswish written as ``x * hardtanh(x + 3, 0, 6) / 6`` (the graph DeepSparse fuses)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * F.hardtanh(x + 3.0, 0.0, 6.0) / 6.0
-
-
-def export_friendly_activations(model: nn.Module) -> int:
-    """Swap every ``nn.Hardswish`` for :class:`ExportHardswish` (same values); returns how many."""
-    swapped = 0
-    for module in model.modules():
-        for name, child in module.named_children():
-            if isinstance(child, nn.Hardswish):
-                setattr(module, name, ExportHardswish())
-                swapped += 1
-    return swapped
-
-
-def fold_constant_weight_qdq(path: Path) -> int:
-    """Replace QuantizeLinear -> DequantizeLinear chains on constant conv weights by the
-    dequantized float weights, in place (bit-exact: same rounding and saturation as
-    ONNX QuantizeLinear). Returns the number of convolutions folded."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    initializers = {t.name: t for t in graph.initializer}
-    producers = {output: node for node in graph.node for output in node.output}
-    dropped = []
-    for node in graph.node:
-        if node.op_type != "Conv":
-            continue
-        dequantize = producers.get(node.input[1])
-        if dequantize is None or dequantize.op_type != "DequantizeLinear":
-            continue
-        quantize = producers.get(dequantize.input[0])
-        if quantize is None or quantize.op_type != "QuantizeLinear" or quantize.input[0] not in initializers:
-            continue
-        weight = numpy_helper.to_array(initializers[quantize.input[0]]).astype(np.float32)
-        scale = numpy_helper.to_array(initializers[quantize.input[1]]).astype(np.float32)
-        zero_point = numpy_helper.to_array(initializers[quantize.input[2]])
-        info = np.iinfo(zero_point.dtype)
-        if scale.ndim:  # per output channel
-            scale, zero_point = scale.reshape(-1, 1, 1, 1), zero_point.reshape(-1, 1, 1, 1)
-        zero = zero_point.astype(np.float32)
-        folded = (np.clip(np.rint(weight / scale) + zero, info.min, info.max) - zero) * scale
-        name = f"{quantize.input[0]}_dequantized"
-        graph.initializer.append(numpy_helper.from_array(folded.astype(np.float32), name))
-        node.input[1] = name
-        dropped += [quantize, dequantize]
-    for node in dropped:
-        graph.node.remove(node)
-    used = {name for node in graph.node for name in node.input}
-    unused = [t for t in graph.initializer if t.name not in used]
-    for tensor in unused:
-        graph.initializer.remove(tensor)
-    onnx.save(model, str(path))
-    return len(dropped) // 2
+# yolotut.export makes the graphs DeepSparse runs itself (fraction_of_supported_ops
+# 1.0): it folds the Detect convs' QuantizeLinear -> DequantizeLinear weight pairs into
+# float weights (without: 0.0, the whole graph in DeepSparse's bundled ONNX Runtime,
+# 20 ms -> 10.5 ms for YOLOv5s) and exports Hardswish as x * clip(x + 3, 0, 6) / 6
+# (without: HardSigmoid, 0.70-0.84 supported, 9.8 ms -> 2.2 ms for YOLOv5n). Every
+# engine's fraction is still recorded below: a sparsity "speed-up" measured on a
+# fallback graph would be ONNX Runtime's.
 
 
 def _calibration_loader(imgsz: int, batches: int, seed: int) -> list[tuple[Any]]:
@@ -350,13 +284,11 @@ def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) 
 
     torch.manual_seed(seed)
     model = build_model(spec.size, num_classes=spec.num_classes, activation=spec.activation)
-    export_friendly_activations(model)
     per_layer = apply_sparsity(model, point.config)
     torch_sparsity = weighted_sparsity(model)  # before calibration renames the parameters
     if point.quantized:
         calibrate_oneshot(model, _calibration_loader(spec.imgsz, CALIBRATION_BATCHES, seed), num_batches=CALIBRATION_BATCHES, progress=False)
     export_onnx(model, path, imgsz=spec.imgsz, uint8_input=point.quantized)
-    folded = fold_constant_weight_qdq(path)
     report = measure_onnx_sparsity(path).to_dict(layers=True)
     _check_exported_sparsity(per_layer, report, path)
     info = {
@@ -365,7 +297,6 @@ def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) 
         "recipe_args": point.config.recipe_args(),
         "quantized": point.quantized,
         "method": "pipeline",
-        "weight_qdq_folded": folded,
         "torch_conv_sparsity": torch_sparsity,
         "torch_layers": per_layer,
         "onnx": report,
@@ -528,7 +459,7 @@ def measure(
             print(f"warning: DeepSparse supports only {entry.supported:.0%} of {entry.path.name}", file=sys.stderr)
         engines.append(engine)
     bar = tqdm(total=repeats * len(entries), desc="benchmarking", disable=not progress)
-    warned = rt = False
+    warned = False
     for round_index in range(repeats):
         # Rotate the order each round: no configuration always runs right after the
         # same neighbour or at the same point of the round.

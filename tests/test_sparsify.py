@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -284,28 +283,18 @@ def test_exported_int8_onnx_carries_the_sparsity(tmp_path: Path, nano: torch.nn.
 # --- the search script's export work-arounds (benchmarks/sparsity_search.py) ----------------
 
 
-@pytest.fixture(scope="module")
-def search_script():
-    import importlib.util
+def test_export_hardswish_matches_torch_hardswish(nano: torch.nn.Module) -> None:
+    from yolotut.export import OnnxFriendlyHardswish, swap_hardswish
 
-    path = Path(__file__).parents[1] / "benchmarks" / "sparsity_search.py"
-    spec = importlib.util.spec_from_file_location("sparsity_search", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
-
-
-def test_export_hardswish_matches_torch_hardswish(search_script, nano: torch.nn.Module) -> None:
     x = torch.linspace(-6, 6, 1001)
-    assert torch.allclose(search_script.ExportHardswish()(x), torch.nn.functional.hardswish(x), atol=1e-6)
-    assert search_script.export_friendly_activations(nano) == 57
+    assert torch.allclose(OnnxFriendlyHardswish()(x), torch.nn.functional.hardswish(x), atol=1e-6)
+    assert swap_hardswish(nano) == 57
     assert not any(isinstance(m, torch.nn.Hardswish) for m in nano.modules())
 
 
-def test_folding_weight_qdq_is_bit_exact(tmp_path: Path, search_script) -> None:
+def test_folding_weight_qdq_is_bit_exact(tmp_path: Path) -> None:
+    from yolotut.export import fold_float_conv_weight_quantization
+
     import numpy as np
     import onnx
     import onnxruntime as ort
@@ -339,10 +328,10 @@ def test_folding_weight_qdq_is_bit_exact(tmp_path: Path, search_script) -> None:
     dq_model.graph.output.append(helper.make_tensor_value_info("wd", TensorProto.FLOAT, [4, 8, 1, 1]))
     dequantized = ort.InferenceSession(dq_model.SerializeToString(), providers=["CPUExecutionProvider"]).run(["wd"], {"x": x})[0]
 
-    assert search_script.fold_constant_weight_qdq(path) == 1
+    assert fold_float_conv_weight_quantization(path) == 1
     folded = onnx.load(str(path))
     assert [n.op_type for n in folded.graph.node] == ["Conv"]
-    assert [t.name for t in folded.graph.initializer] == ["w_dequantized"]
+    assert [t.name for t in folded.graph.initializer] == ["/model/model.24/m.0/Conv.weight_dequantized"]
     np.testing.assert_array_equal(numpy_helper.to_array(folded.graph.initializer[0]), dequantized)
     after = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6)  # conv kernels may sum in another order

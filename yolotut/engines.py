@@ -20,6 +20,7 @@ from __future__ import annotations
 import abc
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -485,6 +486,16 @@ class DeepSparseEngine(Engine):
         # compile_model rewrites the graph's batch dimension to batch_size, so models
         # exported with a static batch of 1 run at any batch size here.
         self.engine = deepsparse.compile_model(path, batch_size=batch_size, num_cores=num_cores)
+        supported = self.engine.fraction_of_supported_ops
+        if supported < 1.0:
+            # DeepSparse then runs the unsupported part (or, below some point, the whole
+            # graph) in its bundled ONNX Runtime: figures are not DeepSparse's own.
+            warnings.warn(
+                f"DeepSparse compiles only {supported:.0%} of {path}; the rest runs in its ONNX Runtime "
+                "fallback, so speed figures are not DeepSparse's. Re-export with yolotut.export.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         super().__init__(path, batch_size, imgsz, meta.input_dtype, names or meta.names, fixed_batch=True, stride=meta.stride or 32)
         self._version = deepsparse.__version__
 

@@ -100,7 +100,7 @@ class OnnxFriendlyHardswish(nn.Module):
         return x * torch.clamp(x + 3.0, 0.0, 6.0) / 6.0
 
 
-def _swap_hardswish(model: nn.Module) -> int:
+def swap_hardswish(model: nn.Module) -> int:
     """Replace every ``nn.Hardswish`` in place (QAT wrappers included); return the count."""
     swapped = 0
     for parent in model.modules():
@@ -166,7 +166,7 @@ def export_onnx(
         )
     # Export a copy: swapping activations must not change the caller's model.
     model = copy.deepcopy(model).cpu().eval()
-    _swap_hardswish(model)
+    swap_hardswish(model)
     detect = model.model[-1]
     sample = torch.zeros(batch_size, 3, imgsz, imgsz)
     wrapper = _ExportWrapper(model, raw_outputs).eval()
@@ -279,6 +279,8 @@ def fold_float_conv_weight_quantization(path: Path) -> int:
         scale = numpy_helper.to_array(initializers[dequantize.input[1]]).astype(np.float32)
         zero_point_tensor = initializers[dequantize.input[2]]
         zero_point = numpy_helper.to_array(zero_point_tensor).astype(np.float32)
+        if scale.ndim:  # per output channel
+            scale, zero_point = scale.reshape(-1, 1, 1, 1), zero_point.reshape(-1, 1, 1, 1)
         if quantize is not None and quantize.op_type == "QuantizeLinear" and quantize.input[0] in initializers:
             low, high = (0, 255) if zero_point_tensor.data_type == onnx.TensorProto.UINT8 else (-128, 127)
             weight = numpy_helper.to_array(initializers[quantize.input[0]]).astype(np.float32)
