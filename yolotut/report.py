@@ -117,6 +117,66 @@ def _figures(verdicts: Sequence[Verdict], records: Sequence[Mapping[str, Any]]) 
     return figures
 
 
+# --- the sparsity search (benchmarks/sparsity_search.py) -------------------------------------
+
+
+def sparsity_search_rows(benchmarks_dir: str | Path) -> list[dict[str, Any]]:
+    """DeepSparse INT8 rows of every ``sparsity_search.csv`` below ``benchmarks_dir``.
+
+    Only rows whose graph DeepSparse compiled fully count; a configuration measured in
+    several runs keeps the run with the most repeats.
+    """
+    import pandas as pd
+
+    files = sorted(Path(benchmarks_dir).rglob("sparsity_search.csv"))
+    if not files:
+        return []
+    frame = pd.concat([pd.read_csv(f).assign(source=str(f)) for f in files], ignore_index=True)
+    frame = frame[(frame["engine"] == "deepsparse") & (frame["precision"] == "int8")]
+    if "deepsparse_supported_ops" in frame:
+        # A graph DeepSparse did not compile fully ran in its ONNX Runtime fallback.
+        frame = frame[frame["deepsparse_supported_ops"] >= 1.0]
+    else:
+        frame = frame.iloc[0:0]  # older files without the check: not trustworthy
+    frame = frame.sort_values("repeats").drop_duplicates(["model", "config"], keep="last")
+    return frame.sort_values(["model", "speedup_median"], ascending=[True, False]).to_dict("records")
+
+
+def sparsity_search_table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    return _table(
+        ["model", "configuration", "conv sparsity", "speed-up vs dense INT8 (median, min-max)", "rounds", "items/s"],
+        (
+            [
+                r["model"],
+                r["config"],
+                f"{r['conv_sparsity']:.1%}",
+                f"{r['speedup_median']:.2f} ({r['speedup_min']:.2f}-{r['speedup_max']:.2f})",
+                int(r["repeats"]),
+                f"{r['items_per_sec_median']:.0f}",
+            ]
+            for r in rows
+        ),
+    )
+
+
+def sparsity_search_figure(rows: Sequence[Mapping[str, Any]]):
+    import plotly.express as px
+
+    return px.scatter(
+        list(rows),
+        x="conv_sparsity",
+        y="speedup_median",
+        color="family",
+        symbol="mask_type",
+        facet_col="model",
+        hover_name="config",
+        error_y=[r["speedup_max"] - r["speedup_median"] for r in rows],
+        error_y_minus=[r["speedup_median"] - r["speedup_min"] for r in rows],
+        labels={"conv_sparsity": "conv-weight sparsity", "speedup_median": "speed-up vs dense INT8"},
+        title="Pruned + INT8 vs dense INT8 in DeepSparse (batch 1, 416 px): does sparsity pay on this CPU?",
+    ).add_hline(y=1.0, line_dash="dot")
+
+
 # --- tables ----------------------------------------------------------------------------------
 
 
@@ -223,6 +283,11 @@ def build_report(
         ("Notebooks", notebook_table(manifest)),
         ("Models produced", model_table(manifest)),
     ]
+    search = sparsity_search_rows(results_dir.parent / "benchmarks")
+    if search:
+        # Produced by benchmarks/sparsity_search.py (not by the notebooks): shown when present.
+        sections.append(("Sparsity vs speed (benchmarks/sparsity_search.py)", sparsity_search_table(search)))
+        figures["Sparsity vs speed"] = sparsity_search_figure(search)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     md = [f"# Reproduction report\n\n{intro}\n\n{caveat}\n", "## Published claims vs our measurements\n",

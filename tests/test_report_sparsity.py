@@ -1,0 +1,34 @@
+"""The report's sparsity-search section: which rows count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from yolotut.report import markdown_table, sparsity_search_figure, sparsity_search_rows, sparsity_search_table
+
+HEADER = "model,config,family,engine,precision,mask_type,conv_sparsity,items_per_sec_median,speedup_median,speedup_min,speedup_max,repeats,deepsparse_supported_ops\n"
+
+
+def test_only_fully_compiled_deepsparse_int8_rows_count_and_most_repeats_win(tmp_path: Path) -> None:
+    run_a, run_b = tmp_path / "a", tmp_path / "b"
+    run_a.mkdir()
+    run_b.mkdir()
+    (run_a / "sparsity_search.csv").write_text(
+        HEADER
+        + "yolov5s,dense INT8,dense,deepsparse,int8,,0.004,120,1.0,1.0,1.0,5,1.0\n"
+        + "yolov5s,"uniform 90% [1,4]",uniform,deepsparse,int8,\"[1,4]\",0.9,100,0.83,0.8,0.9,5,1.0\n"
+        + "yolov5s,fallback graph,uniform,deepsparse,int8,\"[1,4]\",0.9,30,3.1,2.7,3.5,5,0.0\n"
+        + "yolov5s,dense INT8,reference,onnxruntime,int8,,0.004,40,0.33,0.3,0.4,5,\n"
+    )
+    (run_b / "sparsity_search.csv").write_text(
+        HEADER + "yolov5s,"uniform 90% [1,4]",uniform,deepsparse,int8,\"[1,4]\",0.9,110,0.92,0.9,0.95,15,1.0\n"
+    )
+    rows = sparsity_search_rows(tmp_path)
+    assert [(r["config"], r["repeats"]) for r in rows] == [("dense INT8", 5), ("uniform 90% [1,4]", 15)]
+    table = markdown_table(sparsity_search_table(rows))
+    assert "0.92 (0.90-0.95)" in table and "fallback" not in table
+    assert len(sparsity_search_figure(rows).data) >= 1
+
+
+def test_no_search_results_no_section(tmp_path: Path) -> None:
+    assert sparsity_search_rows(tmp_path) == []
