@@ -16,12 +16,12 @@ def test_only_fully_compiled_deepsparse_int8_rows_count_and_most_repeats_win(tmp
     (run_a / "sparsity_search.csv").write_text(
         HEADER
         + "yolov5s,dense INT8,dense,deepsparse,int8,,0.004,120,1.0,1.0,1.0,5,1.0\n"
-        + "yolov5s,"uniform 90% [1,4]",uniform,deepsparse,int8,\"[1,4]\",0.9,100,0.83,0.8,0.9,5,1.0\n"
+        + "yolov5s,\"uniform 90% [1,4]\",uniform,deepsparse,int8,\"[1,4]\",0.9,100,0.83,0.8,0.9,5,1.0\n"
         + "yolov5s,fallback graph,uniform,deepsparse,int8,\"[1,4]\",0.9,30,3.1,2.7,3.5,5,0.0\n"
         + "yolov5s,dense INT8,reference,onnxruntime,int8,,0.004,40,0.33,0.3,0.4,5,\n"
     )
     (run_b / "sparsity_search.csv").write_text(
-        HEADER + "yolov5s,"uniform 90% [1,4]",uniform,deepsparse,int8,\"[1,4]\",0.9,110,0.92,0.9,0.95,15,1.0\n"
+        HEADER + "yolov5s,\"uniform 90% [1,4]\",uniform,deepsparse,int8,\"[1,4]\",0.9,110,0.92,0.9,0.95,15,1.0\n"
     )
     rows = sparsity_search_rows(tmp_path)
     assert [(r["config"], r["repeats"]) for r in rows] == [("dense INT8", 5), ("uniform 90% [1,4]", 15)]
