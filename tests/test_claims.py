@@ -249,6 +249,24 @@ def test_not_reproduced_says_so_with_both_numbers() -> None:
     assert "contradicts" in v.text and "2.00x" in v.text and "1.20x" in v.text and "-40%" in v.text
 
 
+def test_a_speed_timed_on_a_busy_machine_is_no_evidence() -> None:
+    reg = C.parse_claims(MINI)
+    quiet_dense = _meas("fps", 10.0, model="yolov5s", variant="dense")
+    busy_sparse = _meas("fps", 30.0, model="yolov5s", variant="pruned-quantized", busy=True)
+    (v,) = C.check(reg, [busy_sparse, quiet_dense])
+    assert v.status == C.NOT_MEASURABLE and "other processes used the CPU" in v.reason
+    assert C.check(reg, _pair(21.0, 10.0))[0].status == C.REPRODUCED  # the same figures, quiet
+
+
+def test_busy_flag_is_read_from_result_files(tmp_path) -> None:
+    import json
+
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"measurements": [{"id": "a", "model": "yolov5s", "variant": "dense", "fps": 5.0, "busy": True}]}))
+    (m,) = C.load_measurements([path])
+    assert m.busy
+
+
 def test_tolerance_argument_and_lower_is_better() -> None:
     reg = C.parse_claims(MINI)
     assert C.check(reg, _pair(16.0, 10.0), tolerance=0.25)[0].status == C.REPRODUCED

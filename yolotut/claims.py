@@ -155,6 +155,7 @@ class Measurement:
     precision: str | None = None
     device: str | None = None
     hardware: str | None = None
+    busy: bool = False  # other processes used the CPU while it was measured
 
     def describe(self) -> str:
         parts = [p for p in (self.model, self.variant) if p]
@@ -683,6 +684,7 @@ def _record_measurements(rec: Mapping[str, Any], source: str, n: int) -> list[Me
         precision=_opt_str(rec, ("precision",)),
         device=_opt_str(rec, ("device",)),
         hardware=hardware_fingerprint(rec.get("hardware")),
+        busy=bool(rec.get("busy", False)),
     )
     base_id = _opt_str(rec, ("id", "name")) or f"{Path(source).stem}#{n}"
     return [
@@ -905,6 +907,14 @@ def _judge(
         return not_measurable(f"the claimed value is not available ({why})")
     if measured is None:
         return not_measurable(comp.unmeasurable_reason or "no matching measurement in the results")
+    busy = [m.id for m in chosen if m.busy and m.metric not in ("map50", "map50_95", "sparsity", "file_size_mb", "file_size_gz_mb")]
+    if busy:
+        # On 2 cores a second busy process slows torch and DeepSparse by up to 10x:
+        # such a number says nothing about the claim.
+        return not_measurable(
+            f"{', '.join(busy)} was timed while other processes used the CPU; "
+            "re-run `yolotut reproduce` on a quiet machine"
+        )
     if comp.kind == "absolute" and comp.hardware_dependent:
         hw = ", ".join(sorted({m.hardware or "unknown hardware" for m in chosen}))
         dev = refs[0].device or "the author's hardware"
