@@ -3,7 +3,7 @@
 Where a file comes from, in order:
 
 1. ``$YOLOTUT_MIRROR`` (an offline copy laid out like upstream, see
-   ``/work/shared/mirror/README.md``): the file is checked and its own path returned.
+   ``shared/mirror/README.md`` beside the checkout): the file is checked and its own path returned.
    Nothing is ever written into the mirror; directory assets are used in place.
 2. ``$YOLOTUT_CACHE`` (default ``pooch.os_cache("yolotut")``): the cache has the same
    layout as the mirror (``<cache>/<mirror_path>``), so a filled cache can itself be
