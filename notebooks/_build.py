@@ -646,8 +646,8 @@ YOLOv5l **52.6 items/sec** vs 5.8 for ONNX Runtime dense ("9x"), DeepSparse "6-7
 than PyTorch running the pruned-quantized model", YOLOv5s **3.3 MB** vs **24.8 MB**, and
 **198.2** vs **78.2 items/sec** at batch 64 (2021 table; 396.7 vs 135.8 in 2022).
 
-> QAT needs at least two epochs with this recipe (its BN-freezing epoch must fall after
-> the QAT start), so the quick profile trains two short epochs.
+> QAT starts at 70 % of the run (the recipe's `quantization_start_epoch`), so the quick
+> profile trains two short epochs: QAT then gets the last few steps of the second one.
 '''),
     parameters(TRAIN_PARAMETERS + BENCH_PARAMETERS),
     SETUP,
