@@ -37,3 +37,39 @@ def mirror(monkeypatch: pytest.MonkeyPatch) -> Path:
         pytest.skip("offline asset mirror not found (set YOLOTUT_MIRROR to a copy of shared/mirror)")
     monkeypatch.setenv("YOLOTUT_MIRROR", str(root))
     return root
+
+
+@pytest.fixture
+def qdq_weight_conv_onnx(tmp_path: Path):
+    """Factory: an ONNX graph with one float Conv whose weight passes through
+    QuantizeLinear -> DequantizeLinear -- what SparseML leaves for convs with a float
+    output, and what DeepSparse 1.8 cannot compile. Input ``input``, output ``out_0``."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def build(c_in: int, c_out: int, kernel: int, size: int, scale: float = 0.02, conv_name: str = "conv") -> Path:
+        rng = np.random.default_rng(0)
+        inits = [
+            numpy_helper.from_array(rng.normal(size=(c_out, c_in, kernel, kernel)).astype(np.float32), "w"),
+            numpy_helper.from_array(np.array(scale, np.float32), "s"),
+            numpy_helper.from_array(np.array(0, np.int8), "z"),
+        ]
+        pad = kernel // 2
+        nodes = [
+            helper.make_node("QuantizeLinear", ["w", "s", "z"], ["wq"], name="q"),
+            helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wd"], name="dq"),
+            helper.make_node("Conv", ["input", "wd"], ["out_0"], name=conv_name, pads=[pad] * 4),
+        ]
+        graph = helper.make_graph(
+            nodes,
+            "qdq_weight_conv",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", c_in, size, size])],
+            [helper.make_tensor_value_info("out_0", TensorProto.FLOAT, ["batch", c_out, size, size])],
+            initializer=inits,
+        )
+        path = tmp_path / f"qdq_weight_conv_{c_in}x{c_out}k{kernel}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+        return path
+
+    return build

@@ -248,33 +248,11 @@ def test_create_engine_errors_say_what_to_do(tmp_path: Path) -> None:
         create_engine(fake_pt, "deepsparse")
 
 
-def test_deepsparse_warns_when_it_falls_back_to_onnxruntime(tmp_path: Path) -> None:
+def test_deepsparse_warns_when_it_falls_back_to_onnxruntime(qdq_weight_conv_onnx) -> None:
     """A float conv with a QuantizeLinear -> DequantizeLinear weight: DeepSparse 1.8
     cannot compile it and would quietly run the graph in its ONNX Runtime fallback."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    inits = [
-        numpy_helper.from_array(rng.normal(size=(6, 3, 3, 3)).astype(np.float32), "w"),
-        numpy_helper.from_array(np.array(0.02, np.float32), "s"),
-        numpy_helper.from_array(np.array(0, np.int8), "z"),
-    ]
-    nodes = [
-        helper.make_node("QuantizeLinear", ["w", "s", "z"], ["wq"]),
-        helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wd"]),
-        helper.make_node("Conv", ["input", "wd"], ["out_0"], pads=[1, 1, 1, 1]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "fallback",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
-        [helper.make_tensor_value_info("out_0", TensorProto.FLOAT, ["batch", 6, 32, 32])],
-        initializer=inits,
-    )
-    path = tmp_path / "fallback.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     from yolotut.engines import DeepSparseEngine
 
+    path = qdq_weight_conv_onnx(c_in=3, c_out=6, kernel=3, size=32)
     with pytest.warns(RuntimeWarning, match="ONNX Runtime fallback"):
         DeepSparseEngine(str(path), batch_size=1, imgsz=32)

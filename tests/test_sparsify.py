@@ -292,46 +292,28 @@ def test_export_hardswish_matches_torch_hardswish(nano: torch.nn.Module) -> None
     assert not any(isinstance(m, torch.nn.Hardswish) for m in nano.modules())
 
 
-def test_folding_weight_qdq_is_bit_exact(tmp_path: Path) -> None:
-    from yolotut.export import fold_float_conv_weight_quantization
-
+def test_folding_weight_qdq_is_bit_exact(qdq_weight_conv_onnx) -> None:
     import numpy as np
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
+    from yolotut.export import fold_float_conv_weight_quantization
+
+    path = qdq_weight_conv_onnx(c_in=8, c_out=4, kernel=1, size=4, scale=0.013, conv_name="/model/model.24/m.0/Conv")
     rng = np.random.default_rng(0)
-    inits = [
-        numpy_helper.from_array(rng.normal(size=(4, 8, 1, 1)).astype(np.float32), "w"),
-        numpy_helper.from_array(np.array(0.013, np.float32), "s"),
-        numpy_helper.from_array(np.array(0, np.int8), "z"),
-    ]
-    nodes = [
-        helper.make_node("QuantizeLinear", ["w", "s", "z"], ["wq"], name="q"),
-        helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wd"], name="dq"),
-        helper.make_node("Conv", ["x", "wd"], ["y"], name="/model/model.24/m.0/Conv"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])],
-        initializer=inits,
-    )
-    path = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     x = rng.normal(size=(1, 8, 4, 4)).astype(np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    before = session.run(None, {"x": x})[0]
+    before = session.run(None, {"input": x})[0]
     # What the Q -> DQ pair hands the conv, computed by ONNX Runtime itself.
     dq_model = onnx.load(str(path))
     dq_model.graph.output.append(helper.make_tensor_value_info("wd", TensorProto.FLOAT, [4, 8, 1, 1]))
-    dequantized = ort.InferenceSession(dq_model.SerializeToString(), providers=["CPUExecutionProvider"]).run(["wd"], {"x": x})[0]
+    dequantized = ort.InferenceSession(dq_model.SerializeToString(), providers=["CPUExecutionProvider"]).run(["wd"], {"input": x})[0]
 
     assert fold_float_conv_weight_quantization(path) == 1
     folded = onnx.load(str(path))
     assert [n.op_type for n in folded.graph.node] == ["Conv"]
     assert [t.name for t in folded.graph.initializer] == ["/model/model.24/m.0/Conv.weight_dequantized"]
     np.testing.assert_array_equal(numpy_helper.to_array(folded.graph.initializer[0]), dequantized)
-    after = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    after = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6)  # conv kernels may sum in another order
