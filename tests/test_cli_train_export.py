@@ -76,3 +76,15 @@ def test_train_cli_runs_a_tiny_dense_finetune(tmp_path: Path, capsys) -> None:
     summary = last_json(capsys)
     assert Path(summary["checkpoint"]).is_file() and summary["epochs_run"] == 1
     assert summary["sparsity"] < 0.01
+
+
+def test_sparsity_reads_an_ultralytics_checkpoint(mirror: Path, capsys) -> None:
+    assert main(["sparsity", str(mirror / "companion/yolov5-train/yolov5n.pt"), "--json"]) == 0
+    assert last_json(capsys)["conv_sparsity"] < 0.01  # the official dense COCO model
+
+
+def test_garbage_checkpoint_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    assert main(["sparsity", str(bad)]) == 2
+    assert "bad.pt" in capsys.readouterr().err

@@ -349,17 +349,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _load_any_checkpoint(path: str):
     """A training checkpoint (final.pt / last.pt) or a model checkpoint (ours or Ultralytics')."""
     from yolotut.models import load_checkpoint
-    from yolotut.train import CHECKPOINT_FORMAT, load_trained_model
-
-    import torch
+    from yolotut.train import load_trained_model
 
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, AttributeError, ModuleNotFoundError, OSError):
-        payload = None  # not a plain weights-only file: an Ultralytics pickle, or corrupt
-    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
         return load_trained_model(path)
-    return load_checkpoint(path)
+    except ValueError:
+        # Not a training checkpoint: the model loader reads it, or says why it cannot.
+        return load_checkpoint(path)
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:

@@ -22,6 +22,7 @@ import copy
 import json
 import math
 import os
+import pickle
 import random
 import time
 from collections.abc import Iterator
@@ -271,7 +272,9 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
-    except (RuntimeError, EOFError, ValueError) as exc:  # torch raises these for corrupt zips/pickles
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        # torch raises these for corrupt files and for pickles that are not plain
+        # tensors and containers (an Ultralytics checkpoint, say)
         raise ValueError(f"{path}: not a readable yolotut training checkpoint ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a yolotut training checkpoint (expected format {CHECKPOINT_FORMAT})")
