@@ -19,7 +19,16 @@ import torch
 import yaml
 from torch import nn
 
-from yolotut.models.common import ACTIVATIONS, C3, SPPF, Bottleneck, Concat, Conv, Detect
+from yolotut.models.common import (
+    ACTIVATIONS,
+    C3,
+    SPPF,
+    Bottleneck,
+    Concat,
+    Conv,
+    Detect,
+)
+from yolotut.models.thinning import thin_to_widths
 
 __all__ = ["MODULES", "SIZES", "DetectionModel", "build_model", "default_config", "model_from_config"]
 
@@ -165,6 +174,8 @@ class DetectionModel(nn.Module):
         }
         self.model, self.save = _parse_model(self.yaml, self.activation)
         self.fused = False
+        # Channel groups cut by yolotut.models.thinning: {group name: kept channels}.
+        self.thinned: dict[str, int] = {}
         self._init_stride_and_anchors()
 
     # -- construction -------------------------------------------------------------------
@@ -235,6 +246,7 @@ class DetectionModel(nn.Module):
             "width_multiple": self.yaml["width_multiple"],
             "backbone": copy.deepcopy(self.yaml["backbone"]),
             "head": copy.deepcopy(self.yaml["head"]),
+            **({"thinned": dict(self.thinned)} if self.thinned else {}),
         }
 
     def extra_repr(self) -> str:
@@ -316,15 +328,23 @@ def build_model(
 
 
 def model_from_config(config: Mapping[str, Any]) -> DetectionModel:
-    """Rebuild a model from :attr:`DetectionModel.config` (weights not included)."""
+    """Rebuild a model from :attr:`DetectionModel.config` (weights not included).
+
+    A ``thinned`` entry (channel widths left by :func:`yolotut.models.thinning.thin`)
+    is applied, so the architecture matches the saved ``state_dict``.
+    """
     if "backbone" in config:
-        return DetectionModel(config)
-    if not config.get("size"):
+        model = DetectionModel(config)
+    elif not config.get("size"):
         raise ValueError("model config has neither 'backbone'/'head' nor a 'size'")
-    return build_model(
-        config["size"],
-        num_classes=int(config.get("nc", 80)),
-        activation=config.get("activation") or "silu",
-        anchors=config.get("anchors"),
-        names=config.get("names"),
-    )
+    else:
+        model = build_model(
+            config["size"],
+            num_classes=int(config.get("nc", 80)),
+            activation=config.get("activation") or "silu",
+            anchors=config.get("anchors"),
+            names=config.get("names"),
+        )
+    if config.get("thinned"):
+        thin_to_widths(model, {str(k): int(v) for k, v in config["thinned"].items()})
+    return model

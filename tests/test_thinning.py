@@ -1,0 +1,174 @@
+"""Channel thinning (structured pruning): groups, exactness, checkpoints, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from yolotut.models import build_model, load_checkpoint, save_checkpoint
+from yolotut.models.common import C3
+from yolotut.models.thinning import (
+    ThinningConfig,
+    channel_groups,
+    conv_weight_count,
+    thin,
+    thin_to_widths,
+)
+from yolotut.models.yolo import model_from_config
+
+
+def _model(size: str = "n", act: str = "silu", seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_model(size, num_classes=2, activation=act).eval()
+    # Non-trivial BatchNorm statistics, as in a trained model.
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data = torch.rand(m.num_features, generator=gen) + 0.5
+            m.bias.data = torch.randn(m.num_features, generator=gen) * 0.1
+            m.running_mean = torch.randn(m.num_features, generator=gen) * 0.1
+            m.running_var = torch.rand(m.num_features, generator=gen) + 0.5
+    return model
+
+
+def _out(model, x):
+    with torch.no_grad():
+        return model(x)[0]
+
+
+def test_yolov5n_groups_are_the_hidden_channels_of_every_block():
+    groups = channel_groups(_model("n"))
+    kinds = [g.kind for g in groups]
+    # C3 blocks 2,4,6,8 (1+2+3+1 bottlenecks, residual) and 13,17,20,23 (1 each, no residual).
+    assert kinds.count("bottleneck") == 11
+    # Residual C3: one main-branch group each; plain C3: cv1 and m.0.cv2 segments; plus 8 skip branches.
+    assert kinds.count("c3") == 4 + 8 + 8
+    assert kinds.count("sppf") == 1
+    names = {g.name for g in groups}
+    assert {"model.6.cv1", "model.6.cv2", "model.6.m.2.cv1", "model.13.m.0.cv2", "model.9.cv1"} <= names
+    main6 = next(g for g in groups if g.name == "model.6.cv1")
+    assert len(main6.producers) == 4 and len(main6.consumers) == 4  # cv1 + 3 bottleneck outputs; 3 bottleneck inputs + cv3
+    sppf = next(g for g in groups if g.kind == "sppf")
+    assert [offset for _, offset in sppf.consumers] == [0, 128, 256, 384]
+
+
+def _silence(model, group_name: str, drop: torch.Tensor) -> None:
+    """Make channels ``drop`` of a group unimportant (tiny BN scale) and unused (zero reads)."""
+    group = next(g for g in channel_groups(model) if g.name == group_name)
+    with torch.no_grad():
+        for producer in group.producers:
+            producer.bn.weight[drop] = 1e-6
+        for conv, offset in group.consumers:
+            conv.weight[:, offset + drop] = 0.0
+
+
+@pytest.mark.parametrize("act", ["silu", "hardswish"])
+def test_thin_removes_exactly_the_unused_least_important_channels(act):
+    model = _model("n", act)
+    x = torch.rand(1, 3, 128, 128)
+    # Half of each chosen group is made unused; thin(keep=0.5) must find and remove exactly those.
+    targets = {"model.4.cv1": 16, "model.4.m.1.cv1": 16, "model.9.cv1": 64, "model.13.cv2": 32, "model.23.m.0.cv2": 64}
+    gen = torch.Generator().manual_seed(1)
+    for name, width in targets.items():
+        _silence(model, name, torch.randperm(width * 2, generator=gen)[:width])
+    before = _out(model, x)
+    changed = thin(model, ThinningConfig(bottleneck=0.5, c3=0.5, sppf=0.5), names=set(targets))
+    assert changed == {name: (2 * w, w) for name, w in targets.items()}
+    torch.testing.assert_close(_out(model, x), before, rtol=1e-4, atol=1e-4)
+    assert model.thinned == targets
+
+
+def test_thin_all_groups_shrinks_the_model_and_keeps_it_trainable():
+    model = _model("n")
+    weights = conv_weight_count(model)
+    changed = thin(model, ThinningConfig(bottleneck=0.5, c3=0.5, sppf=0.5))
+    assert len(changed) == 32
+    assert all(after % 8 == 0 and after < before for before, after in changed.values())
+    assert conv_weight_count(model) < 0.6 * weights
+    model.train()
+    outputs = model(torch.rand(2, 3, 64, 64))
+    sum(o.sum() for o in outputs).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    for block in (m for m in model.modules() if isinstance(m, C3)):
+        assert block.cv3.conv.in_channels == block.cv1.conv.out_channels + block.cv2.conv.out_channels
+
+
+def test_modules_filter_and_rounding():
+    model = _model("n")
+    changed = thin(model, ThinningConfig(c3=0.3, modules=(8,)))
+    assert set(changed) == {"model.8.cv1", "model.8.cv2"}
+    assert changed["model.8.cv1"] == (128, 40)  # 38.4 -> multiple of 8
+    assert thin(model, ThinningConfig(bottleneck=0.01, modules=(2,))) == {"model.2.m.0.cv1": (16, 8)}  # never below one multiple
+
+
+def test_thinned_model_round_trips_through_a_checkpoint(tmp_path):
+    model = _model("n", "hardswish")
+    thin(model, ThinningConfig(bottleneck=0.5, c3=0.75, modules=(6, 8, 20)))
+    assert model.config["thinned"] == model.thinned and model.thinned
+    path = save_checkpoint(model, tmp_path / "thin.pt")
+    loaded = load_checkpoint(path).eval()
+    x = torch.rand(1, 3, 96, 96)
+    torch.testing.assert_close(_out(loaded, x), _out(model, x))
+    assert loaded.thinned == model.thinned
+    # An unthinned model keeps the old config (no key), so old checkpoints stay valid.
+    assert "thinned" not in build_model("n").config
+
+
+def test_fused_model_thins_too():
+    model = _model("n")
+    reference = _model("n")
+    x = torch.rand(1, 3, 64, 64)
+    _silence(model, "model.6.m.0.cv1", torch.arange(16))
+    _silence(reference, "model.6.m.0.cv1", torch.arange(16))
+    model.fuse()
+    assert thin(model, ThinningConfig(bottleneck=0.5), names={"model.6.m.0.cv1"}) == {"model.6.m.0.cv1": (64, 32)}
+    torch.testing.assert_close(_out(model, x), _out(reference, x), rtol=1e-4, atol=1e-4)
+
+
+def test_bad_input_is_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="fraction of channels to keep"):
+        ThinningConfig(c3=0.0)
+    with pytest.raises(ValueError, match="fraction of channels to keep"):
+        ThinningConfig(bottleneck=1.5)
+    model = _model("n")
+    with pytest.raises(ValueError, match="do not exist"):
+        thin_to_widths(model, {"model.99.cv1": 8})
+    with pytest.raises(ValueError, match="outside"):
+        thin_to_widths(model, {"model.2.cv1": 999})
+    with pytest.raises(TypeError, match="DetectionModel"):
+        channel_groups(nn.Conv2d(3, 3, 1))
+    with pytest.raises(ValueError, match="no channel groups named"):
+        thin(model, ThinningConfig(c3=0.5), names={"model.2.cv9"})
+    model.model[2].cv1.conv = _Wrapped(model.model[2].cv1.conv)
+    with pytest.raises(TypeError, match="before quantization-aware training"):
+        channel_groups(model)
+    with pytest.raises(ValueError, match="thinned groups"):
+        model_from_config({**build_model("n").config, "thinned": {"nope": 8}})
+
+
+class _Wrapped(nn.Module):
+    """Stands in for a QAT / calibration wrapper around a Conv2d."""
+
+    def __init__(self, conv):
+        super().__init__()
+        self.module = conv
+        self.out_channels = conv.out_channels
+
+    def forward(self, x):
+        return self.module(x)
+
+
+def test_thinned_model_exports_and_onnxruntime_agrees(tmp_path):
+    import onnxruntime as ort
+
+    from yolotut.export import export_onnx
+
+    model = _model("n", "hardswish")
+    thin(model, ThinningConfig(bottleneck=0.5, c3=0.5, sppf=0.5))
+    path = export_onnx(model, tmp_path / "thin.onnx", imgsz=128).path
+    x = torch.rand(1, 3, 128, 128)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(got, _out(model, x).numpy(), rtol=1e-3, atol=1e-3)

@@ -1,0 +1,267 @@
+"""Channel thinning: structured pruning that removes whole channels from YOLOv5.
+
+Unstructured and ``[1,4]``-block zeros only pay where the engine has sparse kernels
+that beat its dense ones; on some CPUs they do not (see ``benchmarks/README.md``).
+Removing channels makes a smaller *dense* model, which is faster on every engine, by
+about the share of multiply-adds removed. The price is accuracy, which fine-tuning
+after thinning must win back.
+
+Only channels that no residual add, ``Concat`` across modules or ``Detect`` depends on
+are removed: the hidden channels *inside* the blocks. Each such set of channels is a
+:class:`ChannelGroup`: the convolutions that produce it (their output channels, with
+their BatchNorm) and those that read it (their input channels, at an offset when they
+read a concatenation). The groups of one YOLOv5 (v6.x) model:
+
+* ``model.K.m.J.cv1`` (kind ``bottleneck``): a bottleneck's 1x1 -> 3x3 hidden channels;
+* ``model.K.cv1`` + the bottlenecks' outputs (kind ``c3``): a C3 block's main branch
+  (one group when the bottlenecks add their input back, else one group per segment);
+* ``model.K.cv2`` (kind ``c3``): a C3 block's skip branch into ``cv3``;
+* ``model.K.cv1`` of SPPF (kind ``sppf``): read four times (x and three max-pools).
+
+A channel's importance is the L1 norm of its BatchNorm-folded filters, summed over the
+group's producers: the channels with the smallest output scale go first. Kept widths
+are rounded to a multiple of 8 (``multiple``): a 12-channel layer measured slower in
+DeepSparse than a 16-channel one.
+
+The thinned widths live in :attr:`DetectionModel.thinned` and in its ``config``, so a
+checkpoint of a thinned model rebuilds with :func:`~yolotut.models.model_from_config`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from yolotut.models.common import C3, SPPF, Conv
+
+__all__ = ["KINDS", "ChannelGroup", "ThinningConfig", "channel_groups", "conv_weight_count", "thin", "thin_to_widths"]
+
+KINDS = ("bottleneck", "c3", "sppf")
+
+
+@dataclass(frozen=True)
+class ThinningConfig:
+    """Fraction of channels to *keep* per group kind (1.0 = untouched).
+
+    ``modules``: only groups inside these ``model.K`` indices (``None`` = all).
+    """
+
+    bottleneck: float = 1.0
+    c3: float = 1.0
+    sppf: float = 1.0
+    modules: tuple[int, ...] | None = None
+    multiple: int = 8
+
+    def __post_init__(self) -> None:
+        for kind in KINDS:
+            keep = getattr(self, kind)
+            if not 0.0 < keep <= 1.0:
+                raise ValueError(f"ThinningConfig.{kind} is the fraction of channels to keep: expected 0 < keep <= 1, got {keep}")
+        if self.multiple < 1:
+            raise ValueError(f"ThinningConfig.multiple must be >= 1, got {self.multiple}")
+
+    def keep(self, group: ChannelGroup) -> float:
+        if self.modules is not None and group.module not in self.modules:
+            return 1.0
+        return float(getattr(self, group.kind))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bottleneck": self.bottleneck, "c3": self.c3, "sppf": self.sppf, "modules": list(self.modules) if self.modules is not None else None, "multiple": self.multiple}
+
+
+@dataclass
+class ChannelGroup:
+    """Channels produced by ``producers`` (output channels) and read by ``consumers``
+    (input channels ``offset .. offset + width`` of each)."""
+
+    name: str
+    kind: str
+    module: int
+    producers: list[Conv]
+    consumers: list[tuple[nn.Conv2d, int]] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        return self.producers[0].conv.out_channels
+
+    def importance(self) -> torch.Tensor:
+        """Per channel: L1 norm of the BatchNorm-folded filters, summed over producers."""
+        total = torch.zeros(self.width)
+        for conv in self.producers:
+            weight = conv.conv.weight.detach().float().abs().flatten(1).sum(1).cpu()
+            if isinstance(conv.bn, nn.BatchNorm2d):
+                bn = conv.bn
+                scale = (bn.weight.detach().float() / torch.sqrt(bn.running_var.float() + bn.eps)).abs().cpu()
+                weight = weight * scale
+            total += weight
+        return total
+
+
+def _index(model: nn.Module) -> list[nn.Module]:
+    layers = getattr(model, "model", None)
+    if not isinstance(layers, nn.Sequential):
+        raise TypeError(f"expected a yolotut DetectionModel, got {type(model).__name__}")
+    return list(layers)
+
+
+def _check_plain(conv: Conv, name: str) -> None:
+    if not isinstance(conv, Conv) or type(conv.conv) is not nn.Conv2d or not isinstance(conv.bn, (nn.BatchNorm2d, nn.Identity)):
+        raise TypeError(
+            f"{name}: channel thinning needs plain Conv2d + BatchNorm layers; thin the float model "
+            "before quantization-aware training or one-shot calibration wraps it"
+        )
+    if conv.conv.groups != 1:
+        raise TypeError(f"{name}: grouped convolutions cannot be thinned")
+
+
+def channel_groups(model: nn.Module) -> list[ChannelGroup]:
+    """Every thinnable channel group of a YOLOv5 ``DetectionModel``, in layer order."""
+    groups: list[ChannelGroup] = []
+    for k, block in enumerate(_index(model)):
+        prefix = f"model.{k}"
+        if isinstance(block, C3):
+            bottlenecks = list(block.m)
+            for j, b in enumerate(bottlenecks):
+                groups.append(ChannelGroup(f"{prefix}.m.{j}.cv1", "bottleneck", k, [b.cv1], [(b.cv2.conv, 0)]))
+            if bottlenecks and all(b.add for b in bottlenecks):
+                producers = [block.cv1] + [b.cv2 for b in bottlenecks]
+                consumers = [(b.cv1.conv, 0) for b in bottlenecks] + [(block.cv3.conv, 0)]
+                groups.append(ChannelGroup(f"{prefix}.cv1", "c3", k, producers, consumers))
+            else:
+                chain = [block.cv1] + [b.cv2 for b in bottlenecks]
+                readers = [b.cv1.conv for b in bottlenecks] + [block.cv3.conv]
+                names = [f"{prefix}.cv1"] + [f"{prefix}.m.{j}.cv2" for j in range(len(bottlenecks))]
+                for name, producer, reader in zip(names, chain, readers):
+                    groups.append(ChannelGroup(name, "c3", k, [producer], [(reader, 0)]))
+            main_width = block.cv1.conv.out_channels
+            groups.append(ChannelGroup(f"{prefix}.cv2", "c3", k, [block.cv2], [(block.cv3.conv, main_width)]))
+        elif isinstance(block, SPPF):
+            width = block.cv1.conv.out_channels
+            groups.append(ChannelGroup(f"{prefix}.cv1", "sppf", k, [block.cv1], [(block.cv2.conv, i * width) for i in range(4)]))
+    for group in groups:
+        for conv in group.producers:
+            _check_plain(conv, group.name)
+    return groups
+
+
+def _kept_width(width: int, keep: float, multiple: int) -> int:
+    if keep >= 1.0:
+        return width
+    target = max(multiple, round(width * keep / multiple) * multiple)
+    return min(width, target)
+
+
+def thin(model: nn.Module, config: ThinningConfig, names: Collection[str] | None = None) -> dict[str, tuple[int, int]]:
+    """Remove the least important channels of every group ``config`` selects, in place.
+
+    ``names``: only these groups (see :func:`channel_groups`). Returns ``{group name: (channels before, channels after)}`` for the groups changed.
+    The model's outputs change (unless the removed channels were unused); fine-tune it.
+    """
+    chosen: dict[str, torch.Tensor] = {}
+    groups = channel_groups(model)
+    if names is not None:
+        unknown = sorted(set(names) - {g.name for g in groups})
+        if unknown:
+            raise ValueError(f"no channel groups named {unknown} in this model")
+        groups = [g for g in groups if g.name in names]
+    for group in groups:
+        kept = _kept_width(group.width, config.keep(group), config.multiple)
+        if kept < group.width:
+            order = torch.argsort(group.importance(), descending=True, stable=True)
+            chosen[group.name] = torch.sort(order[:kept]).values
+    return _apply(model, chosen)
+
+
+def thin_to_widths(model: nn.Module, widths: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+    """Cut the named groups to ``widths`` by keeping their first channels.
+
+    For rebuilding a thinned model's architecture before loading its ``state_dict``
+    (the weights are then replaced): see :attr:`DetectionModel.config`.
+    """
+    groups = {g.name: g for g in channel_groups(model)}
+    unknown = sorted(set(widths) - set(groups))
+    if unknown:
+        raise ValueError(f"thinned groups {unknown} do not exist in this model; known: {sorted(groups)}")
+    chosen = {}
+    for name, width in widths.items():
+        if not 1 <= int(width) <= groups[name].width:
+            raise ValueError(f"group {name}: width {width} outside 1..{groups[name].width}")
+        if int(width) < groups[name].width:
+            chosen[name] = torch.arange(int(width))
+    return _apply(model, chosen)
+
+
+def _apply(model: nn.Module, chosen: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, int]]:
+    groups = {g.name: g for g in channel_groups(model)}
+    # Input channels each consumer keeps: all, minus each thinned segment's dropped ones.
+    consumer_keep: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}
+    for name, kept in chosen.items():
+        group = groups[name]
+        for conv, offset in group.consumers:
+            current = consumer_keep.get(id(conv), (conv, torch.ones(conv.in_channels, dtype=torch.bool)))[1]
+            segment = torch.zeros(group.width, dtype=torch.bool)
+            segment[kept] = True
+            current[offset : offset + group.width] &= segment
+            consumer_keep[id(conv)] = (conv, current)
+    out_keep: dict[int, torch.Tensor] = {}
+    for name, kept in chosen.items():
+        for producer in groups[name].producers:
+            out_keep[id(producer.conv)] = kept
+    changed = {name: (groups[name].width, len(kept)) for name, kept in chosen.items()}
+    for module in list(model.modules()):
+        if not isinstance(module, Conv):
+            continue
+        conv = module.conv
+        outs = out_keep.get(id(conv))
+        ins = consumer_keep.get(id(conv), (None, None))[1]
+        if outs is None and ins is None:
+            continue
+        new = _sliced_conv(conv, outs, None if ins is None else torch.nonzero(ins).flatten())
+        module.conv = new
+        if outs is not None and isinstance(module.bn, nn.BatchNorm2d):
+            module.bn = _sliced_bn(module.bn, outs)
+    thinned = getattr(model, "thinned", None)
+    if isinstance(thinned, dict):
+        thinned.update({name: after for name, (_, after) in changed.items()})
+    return changed
+
+
+@torch.no_grad()
+def _sliced_conv(conv: nn.Conv2d, outs: torch.Tensor | None, ins: torch.Tensor | None) -> nn.Conv2d:
+    weight = conv.weight
+    if outs is not None:
+        weight = weight[outs.to(weight.device)]
+    if ins is not None:
+        weight = weight[:, ins.to(weight.device)]
+    new = nn.Conv2d(
+        weight.shape[1], weight.shape[0], conv.kernel_size, conv.stride, conv.padding,
+        dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
+    ).to(device=weight.device, dtype=weight.dtype)
+    new.weight.copy_(weight)
+    if conv.bias is not None:
+        new.bias.copy_(conv.bias if outs is None else conv.bias[outs.to(conv.bias.device)])
+    new.train(conv.training)
+    return new
+
+
+@torch.no_grad()
+def _sliced_bn(bn: nn.BatchNorm2d, outs: torch.Tensor) -> nn.BatchNorm2d:
+    index = outs.to(bn.weight.device)
+    new = nn.BatchNorm2d(len(outs), eps=bn.eps, momentum=bn.momentum).to(device=bn.weight.device, dtype=bn.weight.dtype)
+    new.weight.copy_(bn.weight[index])
+    new.bias.copy_(bn.bias[index])
+    new.running_mean.copy_(bn.running_mean[index])
+    new.running_var.copy_(bn.running_var[index])
+    new.num_batches_tracked.copy_(bn.num_batches_tracked)
+    new.train(bn.training)
+    return new
+
+
+def conv_weight_count(model: nn.Module) -> int:
+    """Number of convolution weights (the figure thinning reduces)."""
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Conv2d))
+
