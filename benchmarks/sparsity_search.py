@@ -61,6 +61,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 import yolotut.compat  # noqa: E402,F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
+from yolotut.models.thinning import ThinningConfig  # noqa: E402
 from yolotut.sparsify import BLOCK, RECIPE_DENSE, UNSTRUCTURED, SparsityConfig  # noqa: E402
 
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks"
@@ -106,6 +107,10 @@ class Point:
     # "pipeline": apply_sparsity -> calibrate_oneshot -> export_onnx. Same file up to
     # rounding ties (checked: >99.4 % identical zero positions), seconds instead of minutes.
     method: str = "derived"
+    # Channels removed before export (yolotut.models.thinning): a smaller dense model.
+    thinning: ThinningConfig | None = None
+    # A published model file (yolotut.assets name) measured as it is, instead of an export.
+    asset: str | None = None
 
     @property
     def is_baseline(self) -> bool:
@@ -113,7 +118,7 @@ class Point:
 
     @property
     def derived(self) -> bool:
-        return self.method == "derived" and self.quantized and bool(self.config.targets)
+        return self.method == "derived" and self.quantized and bool(self.config.targets) and self.thinning is None
 
 
 def _dense_except(*extra: str) -> tuple[str, ...]:
@@ -190,6 +195,24 @@ def refine_grid() -> list[Point]:
     return points
 
 
+def structured_grid() -> list[Point]:
+    """Third look, after no zero pattern paid: remove whole channels instead
+    (``yolotut.models.thinning``: the hidden channels of the C3 bottlenecks, the C3
+    branches and SPPF), which leaves a smaller *dense* model."""
+    dense = SparsityConfig.dense_model()
+    points = [Point("dense INT8", "dense", dense)]
+    for label, thinning in (
+        ("thin bottlenecks to 50%", ThinningConfig(bottleneck=0.5)),
+        ("thin C3 branches to 75%", ThinningConfig(c3=0.75)),
+        ("thin C3 branches to 50%", ThinningConfig(c3=0.5)),
+        ("thin C3 50%, bottlenecks 50%", ThinningConfig(c3=0.5, bottleneck=0.5)),
+        ("thin C3 50%, bottlenecks 50%, SPPF 50%", ThinningConfig(c3=0.5, bottleneck=0.5, sppf=0.5)),
+        ("thin C3 branches to 25%", ThinningConfig(c3=0.25)),
+    ):
+        points.append(Point(label, "channels thinned", dense, method="pipeline", thinning=thinning))
+    return points
+
+
 def quick_grid() -> list[Point]:
     return [
         Point("dense INT8", "dense", SparsityConfig.dense_model()),
@@ -205,6 +228,11 @@ def validation_points() -> list[Point]:
         Point("uniform 85% [1,4] (full pipeline)", "validation", SparsityConfig.uniform(0.85), method="pipeline"),
         Point("recipe x1.25 [1,4] (full pipeline)", "validation", SparsityConfig.recipe(1.25), method="pipeline"),
     ]
+
+
+AUTHOR_MODEL = Point(
+    "blog author's yolov5n-hardswish (dense INT8)", "reference", SparsityConfig.dense_model(), method="published", asset="blog-yolov5n-pq-hardswish"
+)
 
 
 def reference_points() -> list[Point]:
@@ -243,6 +271,8 @@ def model_key(spec: ModelSpec, point: Point, seed: int) -> str:
         "quantized": point.quantized,
         "seed": seed,
     }
+    if point.thinning is not None:
+        payload["thinning"] = point.thinning.to_dict()
     if point.derived:
         payload["method"] = "derived"
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
@@ -267,6 +297,12 @@ def _check_exported_sparsity(per_layer: dict[str, float], report: dict[str, Any]
 
 def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) -> tuple[Path, dict[str, Any]]:
     """The cached ONNX model for ``point`` (exported now if missing) and its sidecar info."""
+    if point.asset is not None:
+        from yolotut.assets import fetch
+        from yolotut.export import measure_onnx_sparsity
+
+        path = fetch(point.asset, progress=False)
+        return path, {"model": spec.label, "asset": point.asset, "quantized": point.quantized, "method": "published", "onnx": measure_onnx_sparsity(path).to_dict(layers=True)}
     key = model_key(spec, point, seed)
     path = model_dir / f"{spec.label}-{'int8' if point.quantized else 'fp32'}-{key}.onnx"
     sidecar = path.with_suffix(".json")
@@ -279,11 +315,14 @@ def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) 
 
     from yolotut.export import export_onnx, measure_onnx_sparsity
     from yolotut.models import build_model
+    from yolotut.models.thinning import conv_weight_count, thin
     from yolotut.sparsify import apply_sparsity, weighted_sparsity
     from yolotut.train import calibrate_oneshot
 
     torch.manual_seed(seed)
     model = build_model(spec.size, num_classes=spec.num_classes, activation=spec.activation)
+    dense_conv_weights = conv_weight_count(model)
+    thinned = thin(model, point.thinning) if point.thinning is not None else {}
     per_layer = apply_sparsity(model, point.config)
     torch_sparsity = weighted_sparsity(model)  # before calibration renames the parameters
     if point.quantized:
@@ -297,6 +336,9 @@ def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) 
         "recipe_args": point.config.recipe_args(),
         "quantized": point.quantized,
         "method": "pipeline",
+        "thinning": point.thinning.to_dict() if point.thinning is not None else None,
+        "thinned_groups": thinned,
+        "dense_conv_weights": dense_conv_weights,
         "torch_conv_sparsity": torch_sparsity,
         "torch_layers": per_layer,
         "onnx": report,
@@ -309,7 +351,11 @@ def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) 
 def _derive_model(spec: ModelSpec, point: Point, path: Path, model_dir: Path, seed: int, start: float) -> dict[str, Any]:
     """Zero the dense INT8 export's weights to ``point.config`` (no re-export), then check."""
     from yolotut.export import measure_onnx_sparsity
-    from yolotut.sparsify import apply_sparsity_onnx, exported_layer_sparsity, targets_for_names
+    from yolotut.sparsify import (
+        apply_sparsity_onnx,
+        exported_layer_sparsity,
+        targets_for_names,
+    )
 
     dense_path, _ = ensure_model(spec, Point("dense INT8", "dense", SparsityConfig.dense_model(), method="pipeline"), model_dir, seed)
     per_layer = apply_sparsity_onnx(dense_path, path, point.config)
@@ -430,6 +476,15 @@ class Entry:
     def conv_sparsity(self) -> float:
         return float(self.info["onnx"]["conv_sparsity"])
 
+    @property
+    def weights_removed(self) -> float:
+        """Share of the dense model's conv weights that are zero *or gone* (thinned)."""
+        layers = self.info["onnx"]["layers"]
+        present = sum(float(np.prod(layer["shape"])) for layer in layers)
+        nonzero = sum(float(np.prod(layer["shape"])) * (1.0 - layer["sparsity"]) for layer in layers)
+        dense = float(self.info.get("dense_conv_weights") or present)
+        return 1.0 - nonzero / dense
+
 
 def measure(
     entries: Sequence[Entry],
@@ -503,10 +558,12 @@ def summary_row(entry: Entry) -> dict[str, Any]:
         "family": entry.point.family,
         "engine": entry.point.engine,
         "precision": "int8" if entry.point.quantized else "fp32",
-        "method": "derived" if entry.point.derived else "pipeline",
+        "method": entry.info.get("method", "derived" if entry.point.derived else "pipeline"),
         "mask_type": entry.point.config.mask_type if entry.point.config.targets else "",
         "conv_sparsity": round(onnx["conv_sparsity"], 4),
         "block4_sparsity": round(onnx["block4_sparsity"], 4),
+        "weights_removed": round(entry.weights_removed, 4),
+        "thinning": json.dumps(entry.point.thinning.to_dict()) if entry.point.thinning is not None else "",
         "items_per_sec_median": round(float(np.median(entry.items_per_sec)), 2),
         "items_per_sec_mean_latency": round(float(np.median(entry.items_per_sec_mean)), 2),
         "latency_ms_median": round(float(np.median(entry.latency_ms_median)), 3),
@@ -516,7 +573,7 @@ def summary_row(entry: Entry) -> dict[str, Any]:
         "repeats": len(entry.speedup),
         "max_other_cpu": round(float(max(entry.foreign_load)), 3),
         "deepsparse_supported_ops": entry.supported,
-        "config_key": entry.point.config.key(),
+        "config_key": entry.point.asset or entry.point.config.key(),
         "targets": json.dumps(entry.point.config.targets, sort_keys=True),
         "dense_layers": " ".join(entry.point.config.dense),
         "onnx": str(entry.path.relative_to(ROOT) if entry.path.is_relative_to(ROOT) else entry.path),
@@ -526,10 +583,10 @@ def summary_row(entry: Entry) -> dict[str, Any]:
 def print_table(rows: Sequence[dict[str, Any]]) -> None:
     for model in dict.fromkeys(r["model"] for r in rows):
         print(f"\n{model}: speed-up vs dense INT8 (DeepSparse) measured in the same rounds")
-        print(f"{'configuration':42s} {'sparsity':>8s} {'items/s':>8s} {'speed-up':>8s}  {'min-max':>11s}")
+        print(f"{'configuration':46s} {'sparsity':>8s} {'removed':>8s} {'items/s':>8s} {'speed-up':>8s}  {'min-max':>11s}")
         for r in sorted((r for r in rows if r["model"] == model), key=lambda r: -r["speedup_median"]):
             print(
-                f"{r['config']:42s} {r['conv_sparsity']:8.1%} {r['items_per_sec_median']:8.1f} "
+                f"{r['config']:46s} {r['conv_sparsity']:8.1%} {r['weights_removed']:8.1%} {r['items_per_sec_median']:8.1f} "
                 f"{r['speedup_median']:7.2f}x  {r['speedup_min']:.2f}-{r['speedup_max']:.2f}"
             )
 
@@ -551,7 +608,7 @@ def write_outputs(out_dir: Path, entries: Sequence[Entry], meta: dict[str, Any])
     return paths
 
 
-FAMILY_SYMBOLS = {"uniform [1,4]": "square", "uniform unstructured": "circle", "recipe [1,4]": "diamond"}
+FAMILY_SYMBOLS = {"uniform [1,4]": "square", "uniform unstructured": "circle", "recipe [1,4]": "diamond", "channels thinned": "x"}
 
 
 def speedup_figure(rows: Sequence[dict[str, Any]], meta: dict[str, Any]):
@@ -566,12 +623,12 @@ def speedup_figure(rows: Sequence[dict[str, Any]], meta: dict[str, Any]):
     fig = make_subplots(rows=1, cols=len(models), subplot_titles=models, shared_yaxes=True)
     for col, model in enumerate(models, start=1):
         for family in families:
-            sel = sorted((r for r in rows if r["model"] == model and r["family"] == family), key=lambda r: r["conv_sparsity"])
+            sel = sorted((r for r in rows if r["model"] == model and r["family"] == family), key=lambda r: r["weights_removed"])
             if not sel:
                 continue
             fig.add_trace(
                 go.Scatter(
-                    x=[r["conv_sparsity"] for r in sel],
+                    x=[r["weights_removed"] for r in sel],
                     y=[r["speedup_median"] for r in sel],
                     error_y={
                         "type": "data",
@@ -585,7 +642,7 @@ def speedup_figure(rows: Sequence[dict[str, Any]], meta: dict[str, Any]):
                     legendgroup=family,
                     showlegend=col == 1,
                     text=[r["config"] for r in sel],
-                    hovertemplate="%{text}<br>conv sparsity %{x:.1%}<br>speed-up %{y:.2f}x<extra></extra>",
+                    hovertemplate="%{text}<br>conv weights zero or removed %{x:.1%}<br>speed-up %{y:.2f}x<extra></extra>",
                 ),
                 row=1,
                 col=col,
@@ -593,10 +650,10 @@ def speedup_figure(rows: Sequence[dict[str, Any]], meta: dict[str, Any]):
         for r in (r for r in rows if r["model"] == model and r["family"] == "reference"):
             fig.add_hline(y=r["speedup_median"], line_dash="dot", line_color="grey", annotation_text=r["config"], row=1, col=col)
         fig.add_hline(y=1.0, line_color="black", line_width=1, row=1, col=col)
-        fig.update_xaxes(title_text="conv-weight sparsity (measured in the ONNX file)", tickformat=".0%", row=1, col=col)
+        fig.update_xaxes(title_text="conv weights zero or removed (vs the dense model, measured in the ONNX file)", tickformat=".0%", row=1, col=col)
     fig.update_yaxes(title_text="speed-up vs dense INT8 (median, min-max bars)", row=1, col=1)
     fig.update_layout(
-        title=f"DeepSparse {meta.get('deepsparse')}: pruned INT8 vs dense INT8, batch 1, {meta.get('cores')} cores, {meta.get('imgsz')} px ({meta.get('date')})",
+        title=f"DeepSparse {meta.get('deepsparse')}: pruned or thinned INT8 vs dense INT8, batch 1, {meta.get('cores')} cores, {meta.get('imgsz')} px ({meta.get('date')})",
         template="plotly_white",
         height=520,
         width=560 * len(models),
@@ -610,7 +667,7 @@ def speedup_figure(rows: Sequence[dict[str, Any]], meta: dict[str, Any]):
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["s", "n"], help="YOLOv5 sizes, SIZE or SIZE:ACTIVATION (default: s n = s:silu n:hardswish)")
-    parser.add_argument("--grid", choices=["base", "refine", "all"], default="all", help="which configurations (default: all)")
+    parser.add_argument("--grid", choices=["base", "refine", "structured", "all"], default="all", help="which configurations (default: all)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 configurations, 2 short rounds, no references")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--warmup", type=int, default=25)
@@ -622,6 +679,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-wait", type=float, default=QuietPolicy.max_wait, help="seconds to wait for a quiet machine before each measurement")
     parser.add_argument("--max-tries", type=int, default=QuietPolicy.max_tries, help="measurements per model and round when the machine was busy")
     parser.add_argument("--no-references", action="store_true", help="skip dense fp32 (DeepSparse) and INT8 (ONNX Runtime)")
+    parser.add_argument("--author", action="store_true", help="also measure the blog author's YOLOv5n-Hardswish model (with the n:hardswish model only; needs the asset, e.g. via YOLOTUT_MIRROR)")
     parser.add_argument("--only", nargs="+", default=None, metavar="TEXT", help="keep configurations whose label contains any TEXT (dense INT8 always runs)")
     parser.add_argument("--full-pipeline", action="store_true", help="export every configuration through calibrate_oneshot + export_onnx (minutes each) instead of deriving it from the dense INT8 export")
     parser.add_argument("--validate", action="store_true", help="also measure two configurations built through the full pipeline, next to their derived twins")
@@ -646,8 +704,12 @@ def select_points(args: argparse.Namespace) -> list[Point]:
     if args.quick:
         points = quick_grid()
     else:
-        points = (base_grid() if args.grid in ("base", "all") else []) + (refine_grid() if args.grid in ("refine", "all") else [])
-        if args.grid == "refine":
+        points = (
+            (base_grid() if args.grid in ("base", "all") else [])
+            + (refine_grid() if args.grid in ("refine", "all") else [])
+            + (structured_grid() if args.grid in ("structured", "all") else [])
+        )
+        if args.grid in ("refine", "structured"):
             points = quick_grid()[:1] + points
     if args.only:
         points = [p for p in points if p.is_baseline or any(text in p.label for text in args.only)]
@@ -658,9 +720,10 @@ def select_points(args: argparse.Namespace) -> list[Point]:
     if not args.no_references:
         points += reference_points()
     # The same configuration may appear in two grids: measure it once.
-    unique: dict[tuple[str, bool, str, bool], Point] = {}
+    unique: dict[tuple[str, bool, str, bool, str], Point] = {}
     for point in points:
-        unique.setdefault((point.config.key(), point.quantized, point.engine, point.derived), point)
+        thinning = json.dumps(point.thinning.to_dict(), sort_keys=True) if point.thinning is not None else ""
+        unique.setdefault((point.config.key(), point.quantized, point.engine, point.derived, thinning), point)
     return list(unique.values())
 
 
@@ -673,6 +736,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_dir.mkdir(parents=True, exist_ok=True)
     entries: list[Entry] = []
     jobs = [(spec, point) for spec in args.specs for point in points]
+    if args.author:
+        jobs += [(spec, AUTHOR_MODEL) for spec in args.specs if (spec.size, spec.activation, spec.imgsz) == ("n", "hardswish", 416)]
     for spec, point in tqdm(jobs, desc="models (cached by config hash)"):
         path, info = ensure_model(spec, point, model_dir, args.seed)
         entries.append(Entry(spec, point, path, info))
