@@ -63,6 +63,13 @@ def test_bad_recipe_arg_is_a_clear_error(capsys) -> None:
     assert "key=value" in capsys.readouterr().err
 
 
+def test_thinning_flags_reach_training_and_bad_values_are_clear(tmp_path: Path, capsys) -> None:
+    args = ["train", "--recipe", "finetune-quantization", "--thin-c3", "1.5", "--out", str(tmp_path / "run")]
+    assert main(args) == 2
+    assert "fraction of channels to keep" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_missing_model_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["sparsity", str(tmp_path / "nope.onnx")]) == 2
     assert "nope.onnx" in capsys.readouterr().err

@@ -28,6 +28,20 @@ def test_only_fully_compiled_deepsparse_int8_rows_count_and_most_repeats_win(tmp
     table = markdown_table(sparsity_search_table(rows))
     assert "0.92 (0.90-0.95)" in table and "fallback" not in table
     assert len(sparsity_search_figure(rows).data) >= 1
+    assert [r["weights_removed"] for r in rows] == [0.004, 0.9]  # old files: the sparsity
+
+
+def test_thinned_rows_are_placed_by_the_weights_they_removed(tmp_path: Path) -> None:
+    (tmp_path / "sparsity_search.csv").write_text(
+        HEADER.replace("\n", ",weights_removed\n")
+        + "yolov5s,dense INT8,dense,deepsparse,int8,,0.004,120,1.0,1.0,1.0,5,1.0,0.004\n"
+        + "yolov5s,thin C3 branches to 50%,channels thinned,deepsparse,int8,,0.004,160,1.35,1.2,1.5,5,1.0,0.278\n"
+    )
+    rows = sparsity_search_rows(tmp_path)
+    assert rows[0]["config"] == "thin C3 branches to 50%" and rows[0]["weights_removed"] == 0.278
+    assert "27.8%" in markdown_table(sparsity_search_table(rows))
+    figure = sparsity_search_figure(rows)
+    assert 0.278 in [x for trace in figure.data for x in trace.x]
 
 
 def test_no_search_results_no_section(tmp_path: Path) -> None:

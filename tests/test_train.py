@@ -54,6 +54,7 @@ def test_shipped_recipes_are_listed_and_resolve() -> None:
     names = available_recipes()
     assert names == [
         "dense-finetune",
+        "finetune-quantization",
         "oneshot-quantization",
         "pruning",
         "pruning-quantization",
@@ -243,3 +244,49 @@ def test_pruning_only_checkpoint_is_sparse_although_it_saves_the_ema_weights(tmp
     deep = [p for n, p in model.named_parameters() if re.match(r"model\.(7|8|9|10|21|23)\..*conv\.weight$", n)]
     assert deep and all((p == 0).float().mean().item() == pytest.approx(0.8, abs=0.01) for p in deep)
     assert conv_weight_sparsity(model) == pytest.approx(result.history[-1]["sparsity"], abs=0.005)
+
+
+def test_unknown_thinning_keys_fail_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown keys \['c4'\]"):
+        train(tiny_config(tmp_path, "finetune-quantization", 1, thinning={"c4": 0.5}), progress=False)
+    with pytest.raises(ValueError, match="fraction of channels to keep"):
+        train(tiny_config(tmp_path, "finetune-quantization", 1, thinning={"c3": 0}), progress=False)
+    assert not (tmp_path / "last.pt").exists()
+
+
+@pytest.mark.slow
+def test_thinned_qat_run_exports_a_thinner_int8_model_deepsparse_runs(tmp_path: Path, monkeypatch) -> None:
+    from deepsparse import compile_model
+
+    from yolotut.export import measure_onnx_sparsity
+    from yolotut.models import build_model
+
+    # Two epochs: QAT starts at 0.7 x 2 = 1.4. Stopped after epoch 0's checkpoint, then
+    # resumed: the thinned widths must come back from the checkpoint's model config.
+    config = tiny_config(tmp_path / "run", "finetune-quantization", 2, thinning={"c3": 0.5, "bottleneck": 0.5})
+    original_save = train_module.save_training_checkpoint
+
+    def save_then_stop(path, payload):
+        original_save(path, payload)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_training_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    monkeypatch.setattr(train_module, "save_training_checkpoint", original_save)
+    result = train(config, resume=True, progress=False)
+    assert [h["epoch"] for h in result.history] == [0, 1]
+    model = load_trained_model(result.final_checkpoint)
+    assert is_quantized(model)
+    # yolov5n block 6: main branch and each bottleneck's hidden layer 64 -> 32 channels.
+    assert model.thinned["model.6.cv1"] == 32 and model.thinned["model.6.m.0.cv1"] == 32
+    dense_weights = sum(p.numel() for p in build_model("n", num_classes=1).parameters() if p.dim() == 4)
+    path = export_onnx(model, tmp_path / "thin-int8.onnx", imgsz=256).path
+    layers = {layer.name: layer for layer in measure_onnx_sparsity(path).layers}
+    assert sum(int(np.prod(layer.shape)) for layer in layers.values()) < 0.7 * dense_weights
+    shapes = {name.split("/module/")[0]: layer.shape for name, layer in layers.items()}
+    assert shapes["/model/model.6/m/m.0/cv2/conv"][:2] == (32, 32)
+    assert shapes["/model/model.6/cv3/conv"][:2] == (128, 64)  # block output untouched, reads 32 + 32
+    engine = compile_model(str(path), batch_size=1, num_cores=1)
+    assert engine.fraction_of_supported_ops == 1.0
+    assert engine.run([np.zeros((1, 3, 256, 256), dtype=np.uint8)])[0].shape == (1, 3 * (32 * 32 + 16 * 16 + 8 * 8), 6)

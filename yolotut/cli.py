@@ -298,6 +298,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default="n", choices=["n", "s", "m", "l", "x"], help="model size when --weights none")
     p.add_argument("--activation", choices=["silu", "hardswish", "relu"], help="override the activation")
     p.add_argument("--epochs", type=int, help="overrides the recipe's num_epochs")
+    thin_help = "fraction of channels to keep in %s before training (channel thinning; with --recipe finetune-quantization)"
+    p.add_argument("--thin-c3", type=float, metavar="KEEP", help=thin_help % "the C3 branches")
+    p.add_argument("--thin-bottleneck", type=float, metavar="KEEP", help=thin_help % "the bottlenecks' hidden layers")
+    p.add_argument("--thin-sppf", type=float, metavar="KEEP", help=thin_help % "SPPF")
     p.add_argument("--imgsz", type=int, default=416)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-images", type=int, help="train on a subset (quick runs)")
@@ -313,11 +317,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from yolotut.train import TrainConfig, train
 
+    thinning = {
+        kind: keep
+        for kind, keep in (("c3", args.thin_c3), ("bottleneck", args.thin_bottleneck), ("sppf", args.thin_sppf))
+        if keep is not None
+    }
     config = TrainConfig(
         data=args.data,
         weights=None if args.weights.lower() == "none" else args.weights,
         size=args.size,
         activation=args.activation,
+        thinning=thinning or None,
         recipe=args.recipe,
         recipe_args=_parse_recipe_args(args.recipe_arg),
         epochs=args.epochs,

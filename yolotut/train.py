@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from yolotut.compat import apply_sparseml_compat
 from yolotut.export import is_quantized
+from yolotut.models.thinning import ThinningConfig, thin
 
 RECIPE_PACKAGE = "yolotut.recipes"
 CHECKPOINT_FORMAT = "yolotut-train/1"
@@ -54,6 +55,9 @@ class TrainConfig:
     weights: str | None = "yolov5n"  # asset name, .pt path, or None to start from scratch
     size: str = "n"  # used when weights is None
     activation: str | None = None  # override the checkpoint's activation (e.g. "hardswish")
+    # Channels to keep before training starts (yolotut.models.thinning.ThinningConfig
+    # fields, e.g. {"c3": 0.5}); None = no thinning.
+    thinning: dict[str, Any] | None = None
     recipe: str = "dense-finetune"  # recipe name shipped with yolotut, or a path
     recipe_args: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None  # overrides the recipe's num_epochs
@@ -175,6 +179,20 @@ def initial_model(config: TrainConfig, names: list[str]) -> nn.Module:
     )
     transfer_weights(source, model)
     return model
+
+
+def thinning_config(settings: dict[str, Any]) -> ThinningConfig:
+    """``TrainConfig.thinning`` as a :class:`ThinningConfig` (clear error on unknown keys)."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(ThinningConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"TrainConfig.thinning: unknown keys {unknown}; use {sorted(known)}")
+    values = dict(settings)
+    if values.get("modules") is not None:
+        values["modules"] = tuple(int(m) for m in values["modules"])
+    return ThinningConfig(**values)
 
 
 def _resolve_weights(weights: str) -> Path:
@@ -335,6 +353,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         raise FileNotFoundError(f"nothing to resume: {last_path} does not exist")
     if payload is not None:
         config = TrainConfig(**payload["config"])
+    thinning = thinning_config(config.thinning) if config.thinning and payload is None else None
     _seed_everything(config.seed)
     device = select_device(config.device)
 
@@ -356,6 +375,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     recipe_text = recipe_path(config.recipe).read_text()
     if payload is None:
         model = initial_model(config, dataset_config.names)
+        if thinning is not None:
+            # Before the recipe wraps the convolutions; a resumed run rebuilds the
+            # thinned widths from its checkpoint's model config instead.
+            thin(model, thinning)
         start_epoch = 0
     else:
         model = model_from_config(payload["model_config"])
