@@ -213,6 +213,24 @@ def structured_grid() -> list[Point]:
     return points
 
 
+def tutorial_grid() -> list[Point]:
+    """The few configurations notebook 08 measures: one of each kind."""
+    return [
+        Point("dense INT8", "dense", SparsityConfig.dense_model()),
+        Point("recipe x1 [1,4] (notebook 05's targets)", "recipe [1,4]", SparsityConfig.recipe(1.0)),
+        Point("sparsity_deep only, 90% [1,4]", "one group", SparsityConfig({"sparsity_deep": 0.9})),
+        Point("uniform 90% unstructured", "uniform unstructured", SparsityConfig.uniform(0.9, UNSTRUCTURED)),
+        Point("thin C3 branches to 50%", "channels thinned", SparsityConfig.dense_model(), method="pipeline", thinning=ThinningConfig(c3=0.5)),
+        Point(
+            "thin C3 50%, bottlenecks 50%",
+            "channels thinned",
+            SparsityConfig.dense_model(),
+            method="pipeline",
+            thinning=ThinningConfig(c3=0.5, bottleneck=0.5),
+        ),
+    ]
+
+
 def quick_grid() -> list[Point]:
     return [
         Point("dense INT8", "dense", SparsityConfig.dense_model()),
@@ -667,7 +685,7 @@ def speedup_figure(rows: Sequence[dict[str, Any]], meta: dict[str, Any]):
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["s", "n"], help="YOLOv5 sizes, SIZE or SIZE:ACTIVATION (default: s n = s:silu n:hardswish)")
-    parser.add_argument("--grid", choices=["base", "refine", "structured", "all"], default="all", help="which configurations (default: all)")
+    parser.add_argument("--grid", choices=["base", "refine", "structured", "tutorial", "all"], default="all", help="which configurations (default: all)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 configurations, 2 short rounds, no references")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--warmup", type=int, default=25)
@@ -703,6 +721,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def select_points(args: argparse.Namespace) -> list[Point]:
     if args.quick:
         points = quick_grid()
+    elif args.grid == "tutorial":
+        points = tutorial_grid()
     else:
         points = (
             (base_grid() if args.grid in ("base", "all") else [])
@@ -737,7 +757,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     entries: list[Entry] = []
     jobs = [(spec, point) for spec in args.specs for point in points]
     if args.author:
-        jobs += [(spec, AUTHOR_MODEL) for spec in args.specs if (spec.size, spec.activation, spec.imgsz) == ("n", "hardswish", 416)]
+        from yolotut.assets import AssetUnavailableError, AssetVerificationError, fetch
+
+        try:
+            fetch(AUTHOR_MODEL.asset, progress=False)
+            jobs += [(spec, AUTHOR_MODEL) for spec in args.specs if (spec.size, spec.activation, spec.imgsz) == ("n", "hardswish", 416)]
+        except (AssetUnavailableError, AssetVerificationError) as exc:
+            print(f"warning: --author: the blog author's model is not available ({exc}); measuring without it", file=sys.stderr)
     for spec, point in tqdm(jobs, desc="models (cached by config hash)"):
         path, info = ensure_model(spec, point, model_dir, args.seed)
         entries.append(Entry(spec, point, path, info))

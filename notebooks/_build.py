@@ -1061,7 +1061,7 @@ be compared side by side.
 * The blog ran DeepSparse on **4 cores**; the cores slider shows how throughput scales
   on this machine.
 '''),
-    parameters(BENCH_PARAMETERS),
+    parameters(BENCH_PARAMETERS + "sparsity_search = True  # run the small sparsity search at the end (quick: ~1 min, full: ~10 min)\n"),
     SETUP,
     settings_cell(COMMON_QUICK, COMMON_FULL, COMMON_OVERRIDES),
     code('''
@@ -1093,6 +1093,59 @@ choice = comparison.models[comparison.variant.value]
 scaling = core_scaling(choice.onnx, fast_engine, range(1, hw["cores_available"] + 1),
                        warmup=cfg.warmup, iterations=cfg.iterations)
 scaling_figure(scaling, x="cores", title=f"{comparison.variant.value}: items/sec vs cores ({fast_engine})")
+'''),
+    md('''
+## Does sparsity pay on this CPU? The sparsity search
+
+Both write-ups prune *and* quantize, and both leave open which sparsity buys speed on
+a given CPU. `benchmarks/sparsity_search.py` measures it: every configuration is a
+YOLOv5 exported to INT8 (random weights: speed depends on *where* the zeros are, not
+on their values) and timed engine-only in DeepSparse, batch 1, in interleaved rounds
+next to dense INT8, so each speed-up is a ratio taken side by side.
+
+Two kinds of sparsity are compared:
+
+* **zeros in the weights**: the pruning recipe's per-group targets (notebook 05), the
+  deep layers alone, unstructured: the model keeps its shape, and the engine has to
+  skip the zeros with sparse kernels;
+* **channels removed** (`yolotut.models.thinning`, `yolotut train --thin-c3 0.5`): the
+  hidden channels of the C3 blocks go, leaving a smaller *dense* model, which every
+  engine runs faster. Its accuracy must be won back by fine-tuning
+  (`finetune-quantization` recipe).
+
+The quick profile measures YOLOv5n-Hardswish in two short rounds (about a minute);
+the full profile YOLOv5s and YOLOv5n in five. The blog author's model runs in the
+same rounds. `benchmarks/README.md` has the full search (27 zero patterns, 6 thinnings).
+'''),
+    code('''
+import subprocess
+import sys
+
+from IPython.display import Markdown, display
+
+from yolotut import report
+
+search_script = Path("..") / "benchmarks" / "sparsity_search.py"
+search_dir = models_dir.parent / "benchmarks" / "notebook08"
+search_rows = []
+if not sparsity_search:
+    print("sparsity_search = False: skipped")
+elif ds_reason is not None or not search_script.is_file():
+    print(f"skipped: {ds_reason or 'benchmarks/sparsity_search.py is not in this checkout'}")
+else:
+    size_args = (["--sizes", "n", "--repeats", "2", "--warmup", "5", "--iterations", "30", "--max-tries", "1"]
+                 if profile == "quick" else ["--sizes", "s", "n", "--repeats", "5"])
+    command = [sys.executable, str(search_script), "--grid", "tutorial", "--author", "--no-references",
+               "--cores", str(hw["cores_available"]), "--out-dir", str(search_dir), *size_args]
+    print("$", " ".join(command[1:]))
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the sparsity search failed:\\n{done.stderr[-3000:]}")
+    search_rows = report.sparsity_search_rows(search_dir)
+    display(Markdown(report.markdown_table(report.sparsity_search_table(search_rows))))
+'''),
+    code('''
+report.sparsity_search_figure(search_rows) if search_rows else None
 '''),
     code('''
 records = [runner.labelled(r, id=f"08-widget-{i}", arch=comparison.models[label].arch,
