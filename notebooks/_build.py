@@ -714,6 +714,46 @@ print(f"mAP@0.5 {pq_map['map50']:.3f} ({pq_map['images']} images); video: {video
       f"(blog: 58.06 FPS on 4 cores of an i9-11900)")
 show_frames(pq_engine, demo_video, count=3, title=f"{fast_engine}, pruned + INT8 YOLOv5s");
 '''),
+    md('''
+## The alternative that pays on this CPU: remove channels, then QAT
+
+Pruning zeroes weights but keeps every layer's shape; DeepSparse then has to skip the
+zeros with sparse kernels, and on this project's CPU those are no faster than its
+dense INT8 kernels (notebook 08's sparsity search, `benchmarks/README.md`). Removing
+whole channels leaves a smaller *dense* model that every engine runs faster. Below,
+the dense checkpoint keeps half of the hidden channels of its C3 blocks and their
+bottlenecks (`thinning={"c3": 0.5, "bottleneck": 0.5}`, the smallest BatchNorm-scaled
+filters go), then `finetune-quantization` fine-tunes it and ends with QAT. Compare
+its speed *and* its mAP with the pruned model above: the accuracy cost of thinning is
+only meaningful after the full profile's training.
+'''),
+    code('''
+from yolotut.models import build_model
+from yolotut.models.thinning import conv_weight_count
+
+thin_result = train(TrainConfig(
+    data="pistols", weights=str(dense_pt), size="s", recipe="finetune-quantization", thinning={"c3": 0.5, "bottleneck": 0.5},
+    epochs=cfg.epochs, imgsz=imgsz, batch_size=cfg.train_batch_size, max_images=cfg.max_images,
+    max_steps_per_epoch=cfg.steps, device=device, out_dir=str(runs_dir / "05_thinned_quantized"),
+))
+thin_model = load_trained_model(thin_result.final_checkpoint)
+thin_onnx = export_onnx(thin_model, models_dir / "yolov5s-thinned-quantized.onnx", imgsz=imgsz).path
+channels_removed = 1 - conv_weight_count(thin_model) / conv_weight_count(build_model("s", num_classes=1))
+thin_file = runner.onnx_file_record(thin_onnx, arch="yolov5s", variant="thinned-quantized", precision="int8", dataset="pistols")
+thin_bench = [run_benchmark(thin_onnx, engine, batch_size=1, cores=cores, warmup=cfg.warmup, iterations=cfg.iterations)
+              for engine in ("onnxruntime", "deepsparse")]
+thin_map = evaluate(create_engine(str(thin_onnx), fast_engine, batch_size=1, cores=cores), "pistols", split="valid",
+                    max_images=cfg.val_images)
+print(f"{thin_result.epochs_run} epoch(s) in {thin_result.seconds:.0f} s; conv weights removed {channels_removed:.1%}, "
+      f"{thin_file['file_size_gz_mb']:.2f} MB gzipped; mAP@0.5 {thin_map['map50']:.3f} (pruned: {pq_map['map50']:.3f})")
+for r in thin_bench:
+    pruned = next((p for p in bench if p.engine == r.engine and p.batch_size == 1 and not p.skipped), None)
+    if r.skipped or pruned is None:
+        print(f"{r.engine}: skipped: {r.skipped or 'no pruned figure'}")
+    else:
+        print(f"{r.engine}: thinned {r.items_per_sec:.1f} vs pruned {pruned.items_per_sec:.1f} items/s "
+              f"({r.items_per_sec / pruned.items_per_sec:.2f}x)")
+'''),
     code('''
 tags = dict(arch="yolov5s", variant="pruned-quantized", precision="int8", dataset="pistols")
 records = [runner.labelled(r, id=f"05-{r.engine}-b{r.batch_size}", **tags) for r in bench]
@@ -722,7 +762,14 @@ records += [runner.labelled(video, id=f"05-{fast_engine}-video", **tags),
 entry = runner.record_model("pruned-quantized", pq_onnx, file_record["sparsity"], "int8", map50=pq_map["map50"], model="yolov5s",
                     notebook="05_pruning_quantization", imgsz=imgsz, file_size_gz_mb=file_record["file_size_gz_mb"],
                     manifest_path=manifest_path)
-train_info = {"seconds": train_result.seconds, "device": train_result.device, "estimate": estimate}
+thin_tags = dict(arch="yolov5s", variant="thinned-quantized", precision="int8", dataset="pistols")
+records += [runner.labelled(r, id=f"05-thinned-{r.engine}-b1", **thin_tags) for r in thin_bench]
+records += [runner.labelled(thin_map, id="05-thinned-map", **thin_tags), thin_file]
+runner.record_model("thinned-quantized", thin_onnx, thin_file["sparsity"], "int8", map50=thin_map["map50"], model="yolov5s",
+                    notebook="05_pruning_quantization", imgsz=imgsz, file_size_gz_mb=thin_file["file_size_gz_mb"],
+                    channels_removed=round(channels_removed, 4), manifest_path=manifest_path)
+train_info = {"seconds": train_result.seconds, "device": train_result.device, "estimate": estimate,
+              "thinned_seconds": thin_result.seconds, "channels_removed": channels_removed}
 '''),
     write_results_cell("05_pruning_quantization", info="train_info"),
 ]
@@ -911,16 +958,47 @@ train_result = train(train_config)
 print(f"{train_result.epochs_run} epoch(s) in {train_result.seconds:.0f} s on {train_result.device}")
 '''),
     estimate_cell("50"),
+    md('''
+## A second nano: channels removed instead of weights zeroed
+
+The sparsity search (notebook 08, `benchmarks/README.md`) found that on this CPU
+DeepSparse 1.8 gains nothing from zeros in the weights, whatever their pattern, while
+removing whole channels pays: a YOLOv5n-Hardswish whose C3 blocks keep half their
+hidden channels ran about 1.3x faster than dense INT8. So we also train that model:
+`thinning={"c3": 0.5, "bottleneck": 0.5}` removes the channels with the smallest
+(BatchNorm-scaled) filters from the COCO weights, then the `finetune-quantization`
+recipe fine-tunes the smaller dense model and ends with quantization-aware training.
+Removing 36 % of the convolution weights costs accuracy that only training wins
+back: compare the two models' mAP at the end (meaningful in the full profile only).
+'''),
+    code('''
+thin_config = TrainConfig(
+    data="pistols", weights="yolov5n", activation="hardswish", recipe="finetune-quantization",
+    thinning={"c3": 0.5, "bottleneck": 0.5},
+    epochs=cfg.epochs, imgsz=imgsz, batch_size=cfg.train_batch_size, max_images=cfg.max_images,
+    max_steps_per_epoch=cfg.steps, device=device, out_dir=str(runs_dir / "07_yolov5n_hardswish_thinned"),
+)
+thin_result = train(thin_config)
+print(f"{thin_result.epochs_run} epoch(s) in {thin_result.seconds:.0f} s on {thin_result.device}")
+'''),
     code('''
 from yolotut.export import export_onnx
+from yolotut.models import build_model
+from yolotut.models.thinning import conv_weight_count
 from yolotut.train import load_trained_model
 
 ours_model = load_trained_model(train_result.final_checkpoint)
 export = export_onnx(ours_model, models_dir / "yolov5n-hardswish-pruned-quantized.onnx", imgsz=imgsz, uint8_input=True)
+thin_model = load_trained_model(thin_result.final_checkpoint)
+thin_export = export_onnx(thin_model, models_dir / "yolov5n-hardswish-thinned-quantized.onnx", imgsz=imgsz, uint8_input=True)
+# Share of the dense model's conv weights that thinning removed (zeros are counted separately).
+channels_removed = 1 - conv_weight_count(thin_model) / conv_weight_count(build_model("n", num_classes=1))
+print(f"thinned groups: {len(thin_model.thinned)}, conv weights removed: {channels_removed:.1%}")
 models = {
     "blog author: yolov5n hardswish": (str(assets.fetch("blog-yolov5n-pq-hardswish")), "pruned-quantized-hardswish"),
     "blog author: yolov5n silu": (str(assets.fetch("blog-yolov5n-pq-silu")), "pruned-quantized"),
     "ours: yolov5n hardswish": (str(export.path), "pruned-quantized-hardswish"),
+    "ours: yolov5n hardswish thinned": (str(thin_export.path), "thinned-quantized-hardswish"),
 }
 files = {label: runner.onnx_file_record(path, arch="yolov5n", variant=variant, precision="int8", dataset="pistols",
                                         label=label, id=f"07-{label.split(':')[0].replace(' ', '-')}-{variant}-file")
@@ -979,7 +1057,8 @@ for label, (path, variant) in models.items():
 from yolotut.widgets import show_frames
 
 show_frames(engines["blog author: yolov5n hardswish"], demo_video, count=3, title="The blog author's YOLOv5n (Hardswish, pruned + INT8)")
-show_frames(engines["ours: yolov5n hardswish"], demo_video, count=3, title="Ours (quick profile: two short epochs)");
+show_frames(engines["ours: yolov5n hardswish"], demo_video, count=3, title="Ours, pruned (quick profile: two short epochs)")
+show_frames(engines["ours: yolov5n hardswish thinned"], demo_video, count=3, title="Ours, thinned (quick profile: two short epochs)");
 '''),
     md('''
 ## The headline figure: a peak, not an average
@@ -1037,7 +1116,13 @@ ours = files["ours: yolov5n hardswish"]
 entry = runner.record_model("pruned-quantized-hardswish", export.path, ours["sparsity"], "int8",
                     map50=maps["ours: yolov5n hardswish"]["map50"], model="yolov5n", notebook="07_yolov5n_hardswish",
                     imgsz=imgsz, file_size_gz_mb=ours["file_size_gz_mb"], manifest_path=manifest_path)
-train_info = {"seconds": train_result.seconds, "device": train_result.device, "estimate": estimate}
+thinned = files["ours: yolov5n hardswish thinned"]
+runner.record_model("thinned-quantized-hardswish", thin_export.path, thinned["sparsity"], "int8",
+                    map50=maps["ours: yolov5n hardswish thinned"]["map50"], model="yolov5n", notebook="07_yolov5n_hardswish",
+                    imgsz=imgsz, file_size_gz_mb=thinned["file_size_gz_mb"], channels_removed=round(channels_removed, 4),
+                    manifest_path=manifest_path)
+train_info = {"seconds": train_result.seconds, "device": train_result.device, "estimate": estimate,
+              "thinned_seconds": thin_result.seconds, "channels_removed": channels_removed}
 '''),
     write_results_cell("07_yolov5n_hardswish", info="train_info"),
 ]

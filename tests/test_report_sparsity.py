@@ -46,3 +46,16 @@ def test_thinned_rows_are_placed_by_the_weights_they_removed(tmp_path: Path) -> 
 
 def test_no_search_results_no_section(tmp_path: Path) -> None:
     assert sparsity_search_rows(tmp_path) == []
+
+
+def test_model_table_shows_zeros_and_removed_channels_separately() -> None:
+    from yolotut.report import model_table
+
+    manifest = {"models": [
+        {"variant": "pruned-quantized", "model": "yolov5n", "precision": "int8", "sparsity": 0.71, "onnx": "a/p.onnx"},
+        {"variant": "thinned-quantized", "model": "yolov5n", "precision": "int8", "sparsity": 0.004, "channels_removed": 0.358, "onnx": "a/t.onnx"},
+    ]}
+    table = markdown_table(model_table(manifest))
+    pruned, thinned = (line for line in table.splitlines() if "quantized" in line)
+    assert "71.0%" in pruned and "| - |" in pruned
+    assert "0.4%" in thinned and "35.8%" in thinned

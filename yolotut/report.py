@@ -230,12 +230,14 @@ def model_table(manifest: Mapping[str, Any]) -> list[list[str]]:
         (
             m.get("variant", "?"), m.get("model") or "-", m.get("precision", "-"),
             f"{m['sparsity']:.1%}" if m.get("sparsity") is not None else "-",
+            f"{m['channels_removed']:.1%}" if m.get("channels_removed") is not None else "-",
             _fmt(m.get("file_size_mb"), 2), _fmt(m.get("file_size_gz_mb"), 2), _fmt(m.get("map50")),
             Path(m["onnx"]).name if m.get("onnx") else "-",
         )
         for m in manifest.get("models", [])
     ]
-    return _table(("variant", "model", "precision", "conv sparsity", "ONNX MB", "gzip MB", "mAP@0.5", "file"), rows)
+    columns = ("variant", "model", "precision", "conv sparsity", "conv weights removed (thinning)", "ONNX MB", "gzip MB", "mAP@0.5", "file")
+    return _table(columns, rows)
 
 
 def measurement_table(measurements: Sequence[Measurement]) -> list[list[str]]:
