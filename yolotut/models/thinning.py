@@ -127,6 +127,8 @@ def channel_groups(model: nn.Module) -> list[ChannelGroup]:
             bottlenecks = list(block.m)
             for j, b in enumerate(bottlenecks):
                 groups.append(ChannelGroup(f"{prefix}.m.{j}.cv1", "bottleneck", k, [b.cv1], [(b.cv2.conv, 0)]))
+            if any(b.add for b in bottlenecks) != all(b.add for b in bottlenecks):
+                raise TypeError(f"{prefix}: C3 with both residual and plain bottlenecks cannot be thinned")
             if bottlenecks and all(b.add for b in bottlenecks):
                 producers = [block.cv1] + [b.cv2 for b in bottlenecks]
                 consumers = [(b.cv1.conv, 0) for b in bottlenecks] + [(block.cv3.conv, 0)]

@@ -1,0 +1,93 @@
+"""Same training budget, different models: what does each kind of sparse INT8 cost in mAP?
+
+Trains YOLOv5n variants from the COCO ``yolov5n.pt`` on pistols with the same number
+of epochs and images, then measures mAP on the pistol valid split in the form each
+model is deployed in (dense: PyTorch fp32; INT8: the exported ONNX in DeepSparse, or
+ONNX Runtime without it):
+
+* ``dense``: YOLOv5n (SiLU), ``dense-finetune``: the reference;
+* ``dense-hardswish``: the same with Hardswish (the activation swap alone);
+* ``thinned-int8``: YOLOv5n-Hardswish, C3 and bottleneck hidden channels halved
+  (``thinning={"c3": 0.5, "bottleneck": 0.5}``), ``finetune-quantization``;
+* ``pruned-int8``: YOLOv5n-Hardswish, ``pruning-quantization`` (the recipe's GMP targets).
+
+This is a short-budget check (epochs x images on a 2-core CPU), not the full profile
+of the performance issue's accuracy goal; prints a table and writes JSON.
+
+    python benchmarks/accuracy_budget.py --epochs 3 --variants dense thinned-int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from yolotut.engines import TorchEngine, create_engine, deepsparse_unavailable_reason
+from yolotut.evaluate import evaluate
+from yolotut.export import export_onnx
+from yolotut.train import TrainConfig, load_trained_model, train
+
+VARIANTS = {
+    "dense": {"recipe": "dense-finetune"},
+    "dense-hardswish": {"recipe": "dense-finetune", "activation": "hardswish"},
+    "thinned-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}},
+    "pruned-int8": {"recipe": "pruning-quantization", "activation": "hardswish"},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["dense", "thinned-int8"])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--max-images", type=int, default=None, help="training images (default: all 2471)")
+    parser.add_argument("--val-images", type=int, default=None, help="validation images (default: all 500)")
+    parser.add_argument("--imgsz", type=int, default=416)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default="outputs/benchmarks/accuracy_budget")
+    args = parser.parse_args()
+    out = Path(args.out)
+    int8_engine = "deepsparse" if deepsparse_unavailable_reason() is None else "onnxruntime"
+
+    results = {}
+    for name in args.variants:
+        config = TrainConfig(
+            weights="yolov5n",
+            epochs=args.epochs,
+            imgsz=args.imgsz,
+            batch_size=args.batch_size,
+            max_images=args.max_images,
+            warmup_epochs=min(1.0, args.epochs / 3),
+            device=args.device,
+            out_dir=str(out / name),
+            **VARIANTS[name],
+        )
+        started = time.perf_counter()
+        result = train(config)
+        seconds = time.perf_counter() - started
+        model = load_trained_model(result.final_checkpoint)
+        if name.endswith("-int8"):
+            path = export_onnx(model, out / f"{name}.onnx", imgsz=args.imgsz, uint8_input=True).path
+            engine, engine_name = create_engine(path, int8_engine, imgsz=args.imgsz, names=["pistol"]), int8_engine
+        else:
+            engine, engine_name = TorchEngine(model.eval(), imgsz=args.imgsz), "torch"
+        scores = evaluate(engine, "pistols", split="valid", max_images=args.val_images)
+        results[name] = {
+            "map50": round(scores["map50"], 4),
+            "map50_95": round(scores["map50_95"], 4),
+            "val_images": scores["images"],
+            "engine": engine_name,
+            "train_seconds": round(seconds, 1),
+            "device": result.device,
+            "config": {k: v for k, v in VARIANTS[name].items()},
+        }
+        print(f"{name:16s} mAP@0.5 {scores['map50']:.3f}  mAP@0.5:0.95 {scores['map50_95']:.3f}  "
+              f"({scores['images']} images, {engine_name}); trained {seconds / 60:.1f} min on {result.device}", flush=True)
+        (out / "accuracy_budget.json").write_text(json.dumps({"epochs": args.epochs, "max_images": args.max_images, "results": results}, indent=1) + "\n")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
