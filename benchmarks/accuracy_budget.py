@@ -9,7 +9,9 @@ ONNX Runtime without it):
 * ``dense-hardswish``: the same with Hardswish (the activation swap alone);
 * ``thinned-int8``: YOLOv5n-Hardswish, C3 and bottleneck hidden channels halved
   (``thinning={"c3": 0.5, "bottleneck": 0.5}``), ``finetune-quantization``;
-* ``pruned-int8``: YOLOv5n-Hardswish, ``pruning-quantization`` (the recipe's GMP targets).
+* ``pruned-int8``: YOLOv5n-Hardswish, ``pruning-quantization`` (the recipe's GMP targets);
+* ``thinned-hardswish`` (thinning without QAT) and ``thinned75-int8`` (a quarter of the
+  hidden channels removed instead of half), to tell the costs apart.
 
 This is a short-budget check (epochs x images on a 2-core CPU), not the full profile
 of the performance issue's accuracy goal; prints a table and writes JSON.
@@ -34,6 +36,9 @@ VARIANTS = {
     "dense-hardswish": {"recipe": "dense-finetune", "activation": "hardswish"},
     "thinned-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}},
     "pruned-int8": {"recipe": "pruning-quantization", "activation": "hardswish"},
+    # To tell the costs apart: thinning without QAT, and a milder thinning with QAT.
+    "thinned-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}},
+    "thinned75-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.75, "bottleneck": 0.75}},
 }
 
 
@@ -79,13 +84,18 @@ def main() -> None:
             "map50_95": round(scores["map50_95"], 4),
             "val_images": scores["images"],
             "engine": engine_name,
+            "epochs": args.epochs,
+            "train_images": args.max_images or "all",
             "train_seconds": round(seconds, 1),
             "device": result.device,
             "config": {k: v for k, v in VARIANTS[name].items()},
         }
         print(f"{name:16s} mAP@0.5 {scores['map50']:.3f}  mAP@0.5:0.95 {scores['map50_95']:.3f}  "
               f"({scores['images']} images, {engine_name}); trained {seconds / 60:.1f} min on {result.device}", flush=True)
-        (out / "accuracy_budget.json").write_text(json.dumps({"epochs": args.epochs, "max_images": args.max_images, "results": results}, indent=1) + "\n")
+        summary_path = out / "accuracy_budget.json"
+        # Several invocations may share --out: keep the variants measured earlier.
+        earlier = json.loads(summary_path.read_text())["results"] if summary_path.exists() else {}
+        summary_path.write_text(json.dumps({"epochs": args.epochs, "max_images": args.max_images, "results": {**earlier, **results}}, indent=1) + "\n")
     print(json.dumps(results))
 
 
