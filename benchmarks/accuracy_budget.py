@@ -14,9 +14,12 @@ ONNX Runtime without it):
   hidden channels removed instead of half), to tell the costs apart.
 
 This is a short-budget check (epochs x images on a 2-core CPU), not the full profile
-of the performance issue's accuracy goal; prints a table and writes JSON.
+of the performance issue's accuracy goal; prints a table and writes JSON. ``--before``
+also scores the starting point (the COCO weights with a fresh one-class head): does
+a short fine-tune learn pistols at all?
 
     python benchmarks/accuracy_budget.py --epochs 3 --variants dense thinned-int8
+    python benchmarks/accuracy_budget.py --epochs 3 --max-images 256 --val-images 100 --variants dense --before
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 from yolotut.engines import TorchEngine, create_engine, deepsparse_unavailable_reason
 from yolotut.evaluate import evaluate
 from yolotut.export import export_onnx
-from yolotut.train import TrainConfig, load_trained_model, train
+from yolotut.train import TrainConfig, initial_model, load_trained_model, train
 
 VARIANTS = {
     "dense": {"recipe": "dense-finetune"},
@@ -51,12 +54,18 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=416)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--before", action="store_true", help="also score the starting model (COCO yolov5n.pt, fresh head)")
     parser.add_argument("--out", default="outputs/benchmarks/accuracy_budget")
     args = parser.parse_args()
     out = Path(args.out)
     int8_engine = "deepsparse" if deepsparse_unavailable_reason() is None else "onnxruntime"
 
     results = {}
+    if args.before:
+        start = initial_model(TrainConfig(weights="yolov5n"), ["pistol"]).eval()
+        scores = evaluate(TorchEngine(start, imgsz=args.imgsz), "pistols", split="valid", max_images=args.val_images)
+        results["before"] = {"map50": round(scores["map50"], 4), "map50_95": round(scores["map50_95"], 4), "val_images": scores["images"], "engine": "torch"}
+        print(f"{'before':16s} mAP@0.5 {scores['map50']:.3f}  mAP@0.5:0.95 {scores['map50_95']:.3f}  ({scores['images']} images)", flush=True)
     for name in args.variants:
         config = TrainConfig(
             weights="yolov5n",
