@@ -160,8 +160,9 @@ def _kept_width(width: int, keep: float, multiple: int) -> int:
 def thin(model: nn.Module, config: ThinningConfig, names: Collection[str] | None = None) -> dict[str, tuple[int, int]]:
     """Remove the least important channels of every group ``config`` selects, in place.
 
-    ``names``: only these groups (see :func:`channel_groups`). Returns ``{group name: (channels before, channels after)}`` for the groups changed.
-    The model's outputs change (unless the removed channels were unused); fine-tune it.
+    ``names``: only these groups (see :func:`channel_groups`). Returns ``{group name:
+    (channels before, channels after)}`` for the groups changed. The model's outputs
+    change (unless the removed channels were unused): fine-tune it.
     """
     chosen: dict[str, torch.Tensor] = {}
     groups = channel_groups(model)
@@ -175,7 +176,7 @@ def thin(model: nn.Module, config: ThinningConfig, names: Collection[str] | None
         if kept < group.width:
             order = torch.argsort(group.importance(), descending=True, stable=True)
             chosen[group.name] = torch.sort(order[:kept]).values
-    return _apply(model, chosen)
+    return _apply(model, {g.name: g for g in groups}, chosen)
 
 
 def thin_to_widths(model: nn.Module, widths: Mapping[str, int]) -> dict[str, tuple[int, int]]:
@@ -194,21 +195,19 @@ def thin_to_widths(model: nn.Module, widths: Mapping[str, int]) -> dict[str, tup
             raise ValueError(f"group {name}: width {width} outside 1..{groups[name].width}")
         if int(width) < groups[name].width:
             chosen[name] = torch.arange(int(width))
-    return _apply(model, chosen)
+    return _apply(model, groups, chosen)
 
 
-def _apply(model: nn.Module, chosen: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, int]]:
-    groups = {g.name: g for g in channel_groups(model)}
+def _apply(model: nn.Module, groups: Mapping[str, ChannelGroup], chosen: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, int]]:
     # Input channels each consumer keeps: all, minus each thinned segment's dropped ones.
-    consumer_keep: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}
+    consumer_keep: dict[int, torch.Tensor] = {}
     for name, kept in chosen.items():
         group = groups[name]
         for conv, offset in group.consumers:
-            current = consumer_keep.get(id(conv), (conv, torch.ones(conv.in_channels, dtype=torch.bool)))[1]
+            current = consumer_keep.setdefault(id(conv), torch.ones(conv.in_channels, dtype=torch.bool))
             segment = torch.zeros(group.width, dtype=torch.bool)
             segment[kept] = True
             current[offset : offset + group.width] &= segment
-            consumer_keep[id(conv)] = (conv, current)
     out_keep: dict[int, torch.Tensor] = {}
     for name, kept in chosen.items():
         for producer in groups[name].producers:
@@ -219,7 +218,7 @@ def _apply(model: nn.Module, chosen: Mapping[str, torch.Tensor]) -> dict[str, tu
             continue
         conv = module.conv
         outs = out_keep.get(id(conv))
-        ins = consumer_keep.get(id(conv), (None, None))[1]
+        ins = consumer_keep.get(id(conv))
         if outs is None and ins is None:
             continue
         new = _sliced_conv(conv, outs, None if ins is None else torch.nonzero(ins).flatten())
