@@ -172,3 +172,11 @@ def test_thinned_model_exports_and_onnxruntime_agrees(tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     np.testing.assert_allclose(got, _out(model, x).numpy(), rtol=1e-3, atol=1e-3)
+
+
+def test_config_round_trips_through_a_dict():
+    config = ThinningConfig(c3=0.5, bottleneck=0.75, modules=(6, 8))
+    assert ThinningConfig.from_dict(config.to_dict()) == config
+    assert ThinningConfig.from_dict({"c3": 0.5, "modules": [8]}) == ThinningConfig(c3=0.5, modules=(8,))
+    with pytest.raises(ValueError, match=r"unknown keys \['c4'\]"):
+        ThinningConfig.from_dict({"c4": 0.5})

@@ -181,20 +181,6 @@ def initial_model(config: TrainConfig, names: list[str]) -> nn.Module:
     return model
 
 
-def thinning_config(settings: dict[str, Any]) -> ThinningConfig:
-    """``TrainConfig.thinning`` as a :class:`ThinningConfig` (clear error on unknown keys)."""
-    from dataclasses import fields
-
-    known = {f.name for f in fields(ThinningConfig)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(f"TrainConfig.thinning: unknown keys {unknown}; use {sorted(known)}")
-    values = dict(settings)
-    if values.get("modules") is not None:
-        values["modules"] = tuple(int(m) for m in values["modules"])
-    return ThinningConfig(**values)
-
-
 def _resolve_weights(weights: str) -> Path:
     path = Path(weights)
     if path.exists():
@@ -353,7 +339,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         raise FileNotFoundError(f"nothing to resume: {last_path} does not exist")
     if payload is not None:
         config = TrainConfig(**payload["config"])
-    thinning = thinning_config(config.thinning) if config.thinning and payload is None else None
+    thinning = ThinningConfig.from_dict(config.thinning) if config.thinning and payload is None else None
     _seed_everything(config.seed)
     device = select_device(config.device)
 

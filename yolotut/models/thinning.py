@@ -30,7 +30,7 @@ checkpoint of a thinned model rebuilds with :func:`~yolotut.models.model_from_co
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -71,6 +71,18 @@ class ThinningConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"bottleneck": self.bottleneck, "c3": self.c3, "sppf": self.sppf, "modules": list(self.modules) if self.modules is not None else None, "multiple": self.multiple}
+
+    @classmethod
+    def from_dict(cls, settings: Mapping[str, Any]) -> ThinningConfig:
+        """The inverse of :meth:`to_dict` (any subset of the fields), with a clear error on unknown keys."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"thinning settings: unknown keys {unknown}; use {sorted(known)}")
+        values = dict(settings)
+        if values.get("modules") is not None:
+            values["modules"] = tuple(int(m) for m in values["modules"])
+        return cls(**values)
 
 
 @dataclass
