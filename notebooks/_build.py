@@ -1310,6 +1310,25 @@ manifest = runner.load_manifest(manifest_path)
 display(Markdown(report.markdown_table(report.model_table(manifest))))
 display(Markdown(report.markdown_table(report.notebook_table(manifest))))
 '''),
+    md('''
+## The performance goals and the accuracy budget
+
+Two scripts in `benchmarks/` answer questions the notebooks cannot in a quick run:
+`issue6_goals.py` measures the tutorial's sparse INT8 models against dense INT8, the
+blog author's model and PyTorch, side by side in one run (median over rounds), and
+`accuracy_budget.py` trains YOLOv5n variants with the same budget and compares their
+mAP. Run them after `make reproduce`; their results show up here and in the report.
+'''),
+    code('''
+benchmarks_dir = Path(results_dir).parent / "benchmarks"
+goals, budget = report.goal_rows(benchmarks_dir), report.accuracy_budget_rows(benchmarks_dir)
+if goals:
+    display(Markdown(report.markdown_table(report.goal_table(goals))))
+if budget:
+    display(Markdown(report.markdown_table(report.accuracy_budget_table(budget))))
+if not goals and not budget:
+    print(f"no results of benchmarks/issue6_goals.py or accuracy_budget.py under {benchmarks_dir} yet")
+'''),
     code('''
 paths = report.build_report(results_dir, Path(results_dir).parent / "report", manifest_path=manifest_path)
 paths

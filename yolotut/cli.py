@@ -482,6 +482,32 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="rebuild the reproduction report from the results already in --output "
+             "(e.g. after running benchmarks/*.py, whose results it also shows)",
+    )
+    p.add_argument("--output", default="outputs", help="the folder `yolotut reproduce` wrote into")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from yolotut.report import build_report
+
+    output = Path(args.output)
+    written = build_report(output / "results", output / "report", manifest_path=output / "manifest.json")
+    if args.json:
+        print_json({kind: str(path) for kind, path in written.items()})
+    else:
+        for kind, path in written.items():
+            print(f"report ({kind}): {path}")
+    return 0
+
+
 # --- end reproduce -----------------------------------------------------------------------
 
 
@@ -496,6 +522,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_export,
     _add_sparsity,
     _add_reproduce,
+    _add_report,
 ]
 
 

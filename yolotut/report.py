@@ -183,6 +183,75 @@ def sparsity_search_figure(rows: Sequence[Mapping[str, Any]]):
     ).add_hline(y=1.0, line_dash="dot")
 
 
+# --- the performance goals and the accuracy budget (benchmarks/issue6_goals.py, accuracy_budget.py) ---
+
+
+def _benchmark_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}): re-run the benchmark that wrote it, or delete the file") from exc
+
+
+def goal_rows(benchmarks_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per goal ratio and per end-to-end video figure of every ``issue6_goals*.json`` below ``benchmarks_dir``."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted(Path(benchmarks_dir).rglob("issue6_goals*.json")):
+        data = _benchmark_json(path)
+        for name, ratio in data.get("ratios", {}).items():
+            rows.append({
+                "goal": name,
+                "measured": f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})",
+                "target": f">= {ratio['goal']}x",
+                "met": ratio["median"] >= ratio["goal"],
+                "rounds": data.get("rounds"),
+                "source": str(path.relative_to(benchmarks_dir)),
+            })
+        fps_goal = data.get("goal3_fps_goal", 180)
+        for label, video in data.get("video", {}).items():
+            runs = video.get("fps_all", [])
+            spread = f" ({min(runs):.1f}-{max(runs):.1f})" if runs else ""
+            rows.append({
+                "goal": f"goal3 end-to-end video FPS: {label}",
+                "measured": f"{video['fps_median']:.1f} FPS{spread}",
+                "target": f">= {fps_goal} FPS",
+                "met": video["fps_median"] >= fps_goal,
+                "rounds": len(runs) or None,
+                "source": str(path.relative_to(benchmarks_dir)),
+            })
+    return rows
+
+
+def goal_table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    return _table(
+        ["goal", "measured (median, min-max)", "target", "met", "rounds", "file"],
+        ([r["goal"], r["measured"], r["target"], "yes" if r["met"] else "no", r["rounds"], r["source"]] for r in rows),
+    )
+
+
+def accuracy_budget_rows(benchmarks_dir: str | Path) -> list[dict[str, Any]]:
+    """Every variant of every ``accuracy_budget.json`` below ``benchmarks_dir``, by training budget."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted(Path(benchmarks_dir).rglob("accuracy_budget.json")):
+        data = _benchmark_json(path)
+        for variant, result in data.get("results", {}).items():
+            rows.append({"variant": variant, "epochs": result.get("epochs", data.get("epochs")), **result, "source": str(path.relative_to(benchmarks_dir))})
+    return sorted(rows, key=lambda r: (r["epochs"] or 0, r["variant"]))
+
+
+def accuracy_budget_table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    return _table(
+        ["variant", "epochs", "training images", "mAP@0.5", "mAP@0.5:0.95", "validation images", "engine", "training minutes", "device", "file"],
+        (
+            [
+                r["variant"], r["epochs"], r.get("train_images"), r["map50"], r["map50_95"], r.get("val_images"), r.get("engine"),
+                None if r.get("train_seconds") is None else f"{r['train_seconds'] / 60:.1f}", r.get("device"), r["source"],
+            ]
+            for r in rows
+        ),
+    )
+
+
 # --- tables ----------------------------------------------------------------------------------
 
 
@@ -296,6 +365,12 @@ def build_report(
         # Produced by benchmarks/sparsity_search.py (not by the notebooks): shown when present.
         sections.append(("Sparsity vs speed (benchmarks/sparsity_search.py)", sparsity_search_table(search)))
         figures["Sparsity vs speed"] = sparsity_search_figure(search)
+    goals = goal_rows(results_dir.parent / "benchmarks")
+    if goals:
+        sections.append(("Performance goals (benchmarks/issue6_goals.py)", goal_table(goals)))
+    budget = accuracy_budget_rows(results_dir.parent / "benchmarks")
+    if budget:
+        sections.append(("Accuracy at equal training budget (benchmarks/accuracy_budget.py)", accuracy_budget_table(budget)))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     md = [f"# Reproduction report\n\n{intro}\n\n{caveat}\n", "## Published claims vs our measurements\n",
