@@ -197,7 +197,7 @@ def goal_rows(benchmarks_dir: str | Path) -> list[dict[str, Any]]:
     """One row per goal ratio and per end-to-end video figure of every ``issue6_goals*.json`` below ``benchmarks_dir``."""
     rows: list[dict[str, Any]] = []
     for path in sorted(Path(benchmarks_dir).rglob("issue6_goals*.json")):
-        data = _benchmark_json(path)
+        data, source = _benchmark_json(path), str(path.relative_to(benchmarks_dir))
         for name, ratio in data.get("ratios", {}).items():
             rows.append({
                 "goal": name,
@@ -205,7 +205,7 @@ def goal_rows(benchmarks_dir: str | Path) -> list[dict[str, Any]]:
                 "target": f">= {ratio['goal']}x",
                 "met": ratio["median"] >= ratio["goal"],
                 "rounds": data.get("rounds"),
-                "source": str(path.relative_to(benchmarks_dir)),
+                "source": source,
             })
         fps_goal = data.get("goal3_fps_goal", 180)
         for label, video in data.get("video", {}).items():
@@ -217,7 +217,7 @@ def goal_rows(benchmarks_dir: str | Path) -> list[dict[str, Any]]:
                 "target": f">= {fps_goal} FPS",
                 "met": video["fps_median"] >= fps_goal,
                 "rounds": len(runs) or None,
-                "source": str(path.relative_to(benchmarks_dir)),
+                "source": source,
             })
     return rows
 
@@ -360,15 +360,16 @@ def build_report(
         ("Notebooks", notebook_table(manifest)),
         ("Models produced", model_table(manifest)),
     ]
-    search = sparsity_search_rows(results_dir.parent / "benchmarks")
+    benchmarks_dir = results_dir.parent / "benchmarks"
+    search = sparsity_search_rows(benchmarks_dir)
     if search:
         # Produced by benchmarks/sparsity_search.py (not by the notebooks): shown when present.
         sections.append(("Sparsity vs speed (benchmarks/sparsity_search.py)", sparsity_search_table(search)))
         figures["Sparsity vs speed"] = sparsity_search_figure(search)
-    goals = goal_rows(results_dir.parent / "benchmarks")
+    goals = goal_rows(benchmarks_dir)
     if goals:
         sections.append(("Performance goals (benchmarks/issue6_goals.py)", goal_table(goals)))
-    budget = accuracy_budget_rows(results_dir.parent / "benchmarks")
+    budget = accuracy_budget_rows(benchmarks_dir)
     if budget:
         sections.append(("Accuracy at equal training budget (benchmarks/accuracy_budget.py)", accuracy_budget_table(budget)))
 
