@@ -494,14 +494,11 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from yolotut import runner
 
-    from yolotut.report import build_report
-
-    output = Path(args.output)
-    written = build_report(output / "results", output / "report", manifest_path=output / "manifest.json")
+    written = runner.write_report(args.output)
     if args.json:
-        print_json({kind: str(path) for kind, path in written.items()})
+        print_json(written)
     else:
         for kind, path in written.items():
             print(f"report ({kind}): {path}")

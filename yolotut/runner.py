@@ -212,12 +212,18 @@ def reproduce(
         record_notebook_time(manifest_path, notebook.stem, seconds, executed, profile)
         tqdm.write(f"{notebook.stem}: {seconds:.0f} s ({profile} profile)")
     if build_report:
-        from yolotut.report import build_report as _build_report
-
-        summary.report = {k: str(v) for k, v in _build_report(
-            output_dir / "results", output_dir / "report", manifest_path=manifest_path
-        ).items()}
+        summary.report = write_report(output_dir)
     return summary
+
+
+def write_report(output_dir: str | Path = "outputs") -> dict[str, str]:
+    """Build the reproduction report of one output folder (``<output_dir>/report``) from what is already in it."""
+    from yolotut.report import build_report
+
+    out = Path(output_dir).resolve()
+    layout = notebook_parameters(PROFILES[0], out)  # the folder layout; the profile plays no part
+    written = build_report(layout["results_dir"], out / "report", manifest_path=layout["manifest_path"])
+    return {kind: str(path) for kind, path in written.items()}
 
 
 # --- manifest ----------------------------------------------------------------------------
