@@ -262,8 +262,9 @@ def test_thinned_qat_run_exports_a_thinner_int8_model_deepsparse_runs(tmp_path: 
     from yolotut.models import build_model
 
     # Two epochs: QAT starts at 0.7 x 2 = 1.4. Stopped after epoch 0's checkpoint, then
-    # resumed: the thinned widths must come back from the checkpoint's model config.
-    config = tiny_config(tmp_path / "run", "finetune-quantization", 2, thinning={"c3": 0.5, "bottleneck": 0.5})
+    # resumed: the thinned widths must come back from the checkpoint's model config, and
+    # the distillation teacher (the unthinned start) from the run's config.
+    config = tiny_config(tmp_path / "run", "finetune-quantization", 2, thinning={"c3": 0.5, "bottleneck": 0.5}, distill=1.0)
     original_save = train_module.save_training_checkpoint
 
     def save_then_stop(path, payload):
@@ -276,6 +277,7 @@ def test_thinned_qat_run_exports_a_thinner_int8_model_deepsparse_runs(tmp_path: 
     monkeypatch.setattr(train_module, "save_training_checkpoint", original_save)
     result = train(config, resume=True, progress=False)
     assert [h["epoch"] for h in result.history] == [0, 1]
+    assert all(h["distill"] > 0 for h in result.history)
     model = load_trained_model(result.final_checkpoint)
     assert is_quantized(model)
     # yolov5n block 6: main branch and each bottleneck's hidden layer 64 -> 32 channels.

@@ -37,6 +37,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from yolotut.compat import apply_sparseml_compat
+from yolotut.distill import FeatureDistiller, detect_inputs
 from yolotut.export import is_quantized
 from yolotut.models.thinning import ThinningConfig, thin
 
@@ -58,6 +59,9 @@ class TrainConfig:
     # Channels to keep before training starts (yolotut.models.thinning.ThinningConfig
     # fields, e.g. {"c3": 0.5}); None = no thinning.
     thinning: dict[str, Any] | None = None
+    # Weight of feature distillation from the model as it was before thinning
+    # (yolotut.distill); 0 = off.
+    distill: float = 0.0
     recipe: str = "dense-finetune"  # recipe name shipped with yolotut, or a path
     recipe_args: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None  # overrides the recipe's num_epochs
@@ -340,6 +344,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     if payload is not None:
         config = TrainConfig(**payload["config"])
     thinning = ThinningConfig.from_dict(config.thinning) if config.thinning and payload is None else None
+    if not config.distill >= 0:
+        raise ValueError(f"distill is the weight of feature distillation: expected >= 0 (0 = off), got {config.distill}")
     _seed_everything(config.seed)
     device = select_device(config.device)
 
@@ -361,6 +367,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     recipe_text = recipe_path(config.recipe).read_text()
     if payload is None:
         model = initial_model(config, dataset_config.names)
+        teacher = copy.deepcopy(model) if config.distill > 0 else None
         if thinning is not None:
             # Before the recipe wraps the convolutions; a resumed run rebuilds the
             # thinned widths from its checkpoint's model config instead.
@@ -369,6 +376,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     else:
         model = model_from_config(payload["model_config"])
         start_epoch = payload["epoch"] + 1
+        # The teacher is the unthinned starting model, rebuilt the same way.
+        teacher = initial_model(config, dataset_config.names) if config.distill > 0 else None
     model_config = model.config
     model.to(device).train()
 
@@ -394,6 +403,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
+    distiller = FeatureDistiller(teacher.to(device), config.distill) if teacher is not None else None
     hyp = scale_hyp({}, nc=model.nc, nl=model.model[-1].nl, imgsz=config.imgsz)
     compute_loss = ComputeLoss(model, hyp)
     warmup_iters = max(round(config.warmup_epochs * steps_per_epoch), 0)
@@ -409,6 +419,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             scaler = torch.amp.GradScaler("cuda", enabled=False)
         model.train()
         sums = torch.zeros(3)
+        distill_sum = 0.0
         bar = tqdm(
             _limited(loader, config.max_steps_per_epoch),
             total=steps_per_epoch,
@@ -422,8 +433,13 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             images = images.to(device, non_blocking=True).float() / 255
             targets = targets.to(device)
             with torch.autocast(device.type, enabled=use_amp):
-                preds = model(images)
+                with detect_inputs(model) as features:
+                    preds = model(images)
                 loss, items = compute_loss(preds, targets)
+                if distiller is not None:
+                    distill_loss = distiller.loss(features, images)
+                    loss = loss + distill_loss
+                    distill_sum += distill_loss.item() / images.shape[0]
             loss = manager.loss_update(loss, model, optimizer, epoch, steps_per_epoch)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -436,6 +452,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             sums += items.detach().cpu()
             bar.set_postfix(box=f"{items[0]:.3f}", obj=f"{items[1]:.3f}", cls=f"{items[2]:.3f}")
         record = {"epoch": epoch, **dict(zip(("box", "obj", "cls"), (sums / max(steps_per_epoch, 1)).tolist()))}
+        if distiller is not None:
+            record["distill"] = distill_sum / max(steps_per_epoch, 1)
         record["lr"] = optimizer.param_groups[0]["lr"]
         record["sparsity"] = conv_weight_sparsity(model)
         history.append(record)
