@@ -42,6 +42,9 @@ VARIANTS = {
     # To tell the costs apart: thinning without QAT, and a milder thinning with QAT.
     "thinned-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}},
     "thinned75-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.75, "bottleneck": 0.75}},
+    # Thinning with feature distillation from the unthinned model (yolotut.distill).
+    "thinned-distill-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "distill": 1.0},
+    "thinned-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "distill": 1.0},
 }
 
 

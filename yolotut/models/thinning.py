@@ -19,7 +19,10 @@ read a concatenation). The groups of one YOLOv5 (v6.x) model:
 * ``model.K.cv1`` of SPPF (kind ``sppf``): read four times (x and three max-pools).
 
 A channel's importance is the L1 norm of its BatchNorm-folded filters, summed over the
-group's producers: the channels with the smallest output scale go first. Kept widths
+group's producers: the channels with the smallest output scale go first. (On the COCO
+YOLOv5n this choice measured *worse* than a random one, ``benchmarks/thinning_damage.py``:
+a small filter can still carry a large BatchNorm shift. Fine-tuning, with
+:mod:`yolotut.distill`, has to repair the damage either way.) Kept widths
 are rounded to a multiple of 8 (``multiple``): a 12-channel layer measured slower in
 DeepSparse than a 16-channel one.
 

@@ -1,0 +1,101 @@
+"""How much does removing channels change what a pretrained YOLOv5 hands its head?
+
+Thins the COCO ``yolov5n.pt`` (with the Hardswish swap the tutorial trains) one
+channel group at a time, and all groups together, and measures the relative error
+``||f_thinned - f_dense|| / ||f_dense||`` of the three feature maps the ``Detect``
+head reads (P3, P4, P5) on pistol validation images. Each group keeps
+``round(width * keep)`` channels (no rounding to multiples of 8, so every group loses
+some). No training: this is the damage
+fine-tuning has to repair. Three ways of choosing the channels to remove are compared:
+
+* ``l1``: the smallest BatchNorm-folded filter norms go (what ``yolotut.models.thinning`` does);
+* ``reverse``: the *largest* go;
+* ``random``: a random choice (seeded).
+
+If ``l1`` is not clearly better than ``random``, filter norms say little about which
+channels this model can spare.
+
+    python benchmarks/thinning_damage.py --keep 0.75 --images 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+import torch
+
+from yolotut.data import create_dataloader, load_dataset_config
+from yolotut.distill import detect_inputs
+from yolotut.models import thinning
+from yolotut.train import TrainConfig, initial_model
+
+CRITERIA = ("l1", "reverse", "random")
+
+
+def _features(model: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+    with torch.no_grad(), detect_inputs(model) as features:
+        model(images)
+    return list(features)
+
+
+def _kept(group: thinning.ChannelGroup, keep: float, criterion: str, generator: torch.Generator) -> torch.Tensor:
+    width = group.width
+    kept = max(1, round(width * keep))
+    if criterion == "random":
+        order = torch.randperm(width, generator=generator)
+    else:
+        order = torch.argsort(group.importance(), descending=criterion == "l1", stable=True)
+    return torch.sort(order[:kept]).values
+
+
+def damage(dense: torch.nn.Module, images: torch.Tensor, reference: list[torch.Tensor], names: list[str], keep: float, criterion: str, seed: int) -> list[float]:
+    """Relative error per Detect level after removing channels of the groups ``names``."""
+    model = copy.deepcopy(dense)
+    groups = {g.name: g for g in thinning.channel_groups(model)}
+    generator = torch.Generator().manual_seed(seed)
+    chosen = {name: _kept(groups[name], keep, criterion, generator) for name in names}
+    thinning._apply(model, groups, chosen)
+    features = _features(model.eval(), images)
+    return [float((f - r).norm() / r.norm()) for f, r in zip(features, reference)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", type=float, default=0.75, help="fraction of each group's channels to keep")
+    parser.add_argument("--images", type=int, default=32, help="pistol validation images")
+    parser.add_argument("--imgsz", type=int, default=416)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="outputs/benchmarks/thinning_damage.json")
+    args = parser.parse_args()
+    if not 0 < args.keep < 1:
+        parser.error("--keep is the fraction of channels to keep: 0 < keep < 1")
+
+    loader, _ = create_dataloader(load_dataset_config("pistols"), "valid", imgsz=args.imgsz, batch_size=16, augment=False,
+                                  shuffle=False, workers=0, max_images=args.images)
+    images = torch.cat([batch[0] for batch in loader]).float() / 255
+    dense = initial_model(TrainConfig(weights="yolov5n", activation="hardswish"), ["pistol"]).eval()
+    reference = _features(dense, images)
+    names = [g.name for g in thinning.channel_groups(dense)]
+
+    rows = []
+    for label, selected in [(name, [name]) for name in names] + [("all groups", names)]:
+        row = {"groups": label}
+        for criterion in CRITERIA:
+            row[criterion] = [round(e, 3) for e in damage(dense, images, reference, selected, args.keep, criterion, args.seed)]
+        rows.append(row)
+        print(f"{label:18s} " + "  ".join(f"{c} {sum(row[c]) / 3:.3f}" for c in CRITERIA), flush=True)
+    singles = rows[:-1]
+    summary = {c: round(sum(sum(r[c]) / 3 for r in singles) / len(singles), 3) for c in CRITERIA}
+    better = sum(sum(r["l1"]) < sum(r["random"]) for r in singles)
+    print(f"mean relative error over single groups: {summary}; l1 beats random in {better} of {len(singles)} groups")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"keep": args.keep, "images": images.shape[0], "rows": rows, "mean_single_group": summary,
+                               "l1_beats_random": [better, len(singles)]}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
