@@ -26,6 +26,7 @@ import pickle
 import random
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -433,7 +434,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             images = images.to(device, non_blocking=True).float() / 255
             targets = targets.to(device)
             with torch.autocast(device.type, enabled=use_amp):
-                with detect_inputs(model) as features:
+                with detect_inputs(model) if distiller is not None else nullcontext() as features:
                     preds = model(images)
                 loss, items = compute_loss(preds, targets)
                 if distiller is not None:
