@@ -28,17 +28,11 @@ from pathlib import Path
 import torch
 
 from yolotut.data import create_dataloader, load_dataset_config
-from yolotut.distill import detect_inputs
+from yolotut.distill import detect_features
 from yolotut.models import thinning
 from yolotut.train import TrainConfig, initial_model
 
 CRITERIA = ("l1", "reverse", "random")
-
-
-def _features(model: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
-    with torch.no_grad(), detect_inputs(model) as features:
-        model(images)
-    return list(features)
 
 
 def _kept(group: thinning.ChannelGroup, keep: float, criterion: str, generator: torch.Generator) -> torch.Tensor:
@@ -58,7 +52,7 @@ def damage(dense: torch.nn.Module, images: torch.Tensor, reference: list[torch.T
     generator = torch.Generator().manual_seed(seed)
     chosen = {name: _kept(groups[name], keep, criterion, generator) for name in names}
     thinning._apply(model, groups, chosen)
-    features = _features(model.eval(), images)
+    features = detect_features(model.eval(), images)
     return [float((f - r).norm() / r.norm()) for f, r in zip(features, reference)]
 
 
@@ -77,7 +71,7 @@ def main() -> None:
                                   shuffle=False, workers=0, max_images=args.images)
     images = torch.cat([batch[0] for batch in loader]).float() / 255
     dense = initial_model(TrainConfig(weights="yolov5n", activation="hardswish"), ["pistol"]).eval()
-    reference = _features(dense, images)
+    reference = detect_features(dense, images)
     names = [g.name for g in thinning.channel_groups(dense)]
 
     rows = []

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-__all__ = ["FeatureDistiller", "detect_inputs"]
+__all__ = ["FeatureDistiller", "detect_features", "detect_inputs"]
 
 
 def _detect_layer(model: nn.Module) -> nn.Module:
@@ -46,6 +46,14 @@ def detect_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
         handle.remove()
 
 
+@torch.no_grad()
+def detect_features(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+    """The feature maps ``Detect`` receives for ``images``, without gradients."""
+    with detect_inputs(model) as features:
+        model(images)
+    return list(features)
+
+
 class FeatureDistiller:
     """``weight * batch * sum_levels MSE(student, teacher) / mean(teacher**2)``.
 
@@ -63,8 +71,7 @@ class FeatureDistiller:
 
     def loss(self, student_features: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         """The distillation term for one batch; ``student_features`` from :func:`detect_inputs`."""
-        with torch.no_grad(), detect_inputs(self.teacher) as teacher_features:
-            self.teacher(images)
+        teacher_features = detect_features(self.teacher, images)
         if len(student_features) != len(teacher_features):
             raise ValueError(f"student has {len(student_features)} Detect inputs, teacher {len(teacher_features)}")
         total = images.new_zeros(())
