@@ -11,7 +11,10 @@ ONNX Runtime without it):
   (``thinning={"c3": 0.5, "bottleneck": 0.5}``), ``finetune-quantization``;
 * ``pruned-int8``: YOLOv5n-Hardswish, ``pruning-quantization`` (the recipe's GMP targets);
 * ``thinned-hardswish`` (thinning without QAT) and ``thinned75-int8`` (a quarter of the
-  hidden channels removed instead of half), to tell the costs apart.
+  hidden channels removed instead of half), to tell the costs apart;
+* ``thinned-distill-*``: thinning with feature distillation from the unthinned model;
+* ``thinned-fade-*``: the same channels faded out over the first ``--fade-epochs``
+  (default: half the epochs, and before QAT starts), then removed.
 
 This is a short-budget check (epochs x images on a 2-core CPU), not the full profile
 of the performance issue's accuracy goal; prints a table and writes JSON. ``--before``
@@ -45,6 +48,10 @@ VARIANTS = {
     # Thinning with feature distillation from the unthinned model (yolotut.distill).
     "thinned-distill-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "distill": 1.0},
     "thinned-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "distill": 1.0},
+    # The same channels faded out during the first --fade-epochs, then removed (ChannelFade).
+    "thinned-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True},
+    "thinned-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True},
+    "thinned-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
 }
 
 
@@ -52,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["dense", "thinned-int8"])
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--fade-epochs", type=int, default=None, help="fading epochs of the thinned-fade variants (default: half)")
     parser.add_argument("--max-images", type=int, default=None, help="training images (default: all 2471)")
     parser.add_argument("--val-images", type=int, default=None, help="validation images (default: all 500)")
     parser.add_argument("--imgsz", type=int, default=416)
@@ -69,7 +77,11 @@ def main() -> None:
         scores = evaluate(TorchEngine(start, imgsz=args.imgsz), "pistols", split="valid", max_images=args.val_images)
         results["before"] = {"map50": round(scores["map50"], 4), "map50_95": round(scores["map50_95"], 4), "val_images": scores["images"], "engine": "torch"}
         print(f"{'before':16s} mAP@0.5 {scores['map50']:.3f}  mAP@0.5:0.95 {scores['map50_95']:.3f}  ({scores['images']} images)", flush=True)
+    fade_epochs = args.fade_epochs if args.fade_epochs is not None else max(1, round(args.epochs / 2))
     for name in args.variants:
+        settings = dict(VARIANTS[name])
+        if settings.pop("fade", False):
+            settings["thinning_fade_epochs"] = fade_epochs
         config = TrainConfig(
             weights="yolov5n",
             epochs=args.epochs,
@@ -79,7 +91,7 @@ def main() -> None:
             warmup_epochs=min(1.0, args.epochs / 3),
             device=args.device,
             out_dir=str(out / name),
-            **VARIANTS[name],
+            **settings,
         )
         started = time.perf_counter()
         result = train(config)
@@ -100,7 +112,7 @@ def main() -> None:
             "train_images": args.max_images or "all",
             "train_seconds": round(seconds, 1),
             "device": result.device,
-            "config": {k: v for k, v in VARIANTS[name].items()},
+            "config": settings,
         }
         print(f"{name:16s} mAP@0.5 {scores['map50']:.3f}  mAP@0.5:0.95 {scores['map50_95']:.3f}  "
               f"({scores['images']} images, {engine_name}); trained {seconds / 60:.1f} min on {result.device}", flush=True)

@@ -50,8 +50,7 @@ def damage(dense: torch.nn.Module, images: torch.Tensor, reference: list[torch.T
     model = copy.deepcopy(dense)
     groups = {g.name: g for g in thinning.channel_groups(model)}
     generator = torch.Generator().manual_seed(seed)
-    chosen = {name: _kept(groups[name], keep, criterion, generator) for name in names}
-    thinning._apply(model, groups, chosen)
+    thinning.apply_plan(model, {name: _kept(groups[name], keep, criterion, generator) for name in names})
     features = detect_features(model.eval(), images)
     return [float((f - r).norm() / r.norm()) for f, r in zip(features, reference)]
 

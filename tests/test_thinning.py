@@ -10,9 +10,12 @@ from torch import nn
 from yolotut.models import build_model, load_checkpoint, save_checkpoint
 from yolotut.models.common import C3
 from yolotut.models.thinning import (
+    ChannelFade,
     ThinningConfig,
+    apply_plan,
     channel_groups,
     conv_weight_count,
+    plan,
     thin,
     thin_to_widths,
 )
@@ -180,3 +183,51 @@ def test_config_round_trips_through_a_dict():
     assert ThinningConfig.from_dict({"c3": 0.5, "modules": [8]}) == ThinningConfig(c3=0.5, modules=(8,))
     with pytest.raises(ValueError, match=r"unknown keys \['c4'\]"):
         ThinningConfig.from_dict({"c4": 0.5})
+
+
+@pytest.mark.parametrize("act", ["silu", "hardswish"])
+def test_fully_faded_channels_are_removed_without_changing_the_outputs(act):
+    model = _model("n", act)
+    x = torch.rand(2, 3, 128, 128)
+    dense = _out(model, x)
+    kept = plan(model, ThinningConfig(bottleneck=0.5, c3=0.5, sppf=0.5))
+    assert _out(model, x).equal(dense)  # planning changes nothing
+    fade = ChannelFade(model, kept)
+    assert _out(model, x).equal(dense)  # scale 1: the hooks pass outputs through
+    fade.scale = 0.5
+    half = _out(model, x)
+    fade.scale = 0.0
+    faded = _out(model, x)
+    # The removed channels matter (else this test could not fail), and partly faded is in between.
+    assert (faded - dense).abs().max() > 0.1 and (half - dense).abs().max() > 0.01
+    assert (half - faded).abs().max() > 0.01
+    fade.remove()
+    assert _out(model, x).equal(dense)  # hooks off: the model is as before
+    weights = conv_weight_count(model)
+    changed = apply_plan(model, kept)
+    assert changed["model.6.cv1"] == (64, 32) and changed["model.9.cv1"] == (128, 64)
+    assert conv_weight_count(model) < 0.7 * weights
+    torch.testing.assert_close(_out(model, x), faded, rtol=1e-4, atol=1e-4)
+
+
+def test_thin_is_plan_then_apply():
+    first, second = _model("n"), _model("n")
+    config = ThinningConfig(c3=0.5, bottleneck=0.75)
+    thin(first, config)
+    apply_plan(second, plan(second, config))
+    assert first.thinned == second.thinned
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert a.equal(b)
+
+
+def test_bad_plans_are_refused():
+    model = _model("n")
+    with pytest.raises(ValueError, match="model.99.cv1"):
+        apply_plan(model, {"model.99.cv1": torch.arange(4)})
+    with pytest.raises(ValueError, match="model.99.cv1"):
+        ChannelFade(model, {"model.99.cv1": torch.arange(4)})
+    with pytest.raises(ValueError, match="indices below 32"):
+        apply_plan(model, {"model.4.cv1": torch.tensor([0, 40])})
+    with pytest.raises(ValueError, match="kept channels"):
+        apply_plan(model, {"model.4.cv1": torch.tensor([], dtype=torch.long)})
+    assert not model.thinned

@@ -14,12 +14,14 @@ from yolotut.export import export_onnx, is_quantized
 from yolotut.train import (
     TrainConfig,
     available_recipes,
+    build_optimizer,
     conv_weight_sparsity,
     initial_model,
     load_manager,
     load_trained_model,
     load_training_checkpoint,
     recipe_path,
+    regroup_parameters,
     train,
 )
 
@@ -252,6 +254,72 @@ def test_unknown_thinning_keys_fail_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="fraction of channels to keep"):
         train(tiny_config(tmp_path, "finetune-quantization", 1, thinning={"c3": 0}), progress=False)
     assert not (tmp_path / "last.pt").exists()
+
+
+def test_thinning_fade_settings_are_checked_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="give thinning settings"):
+        train(tiny_config(tmp_path, "dense-finetune", 2, thinning_fade_epochs=1), progress=False)
+    with pytest.raises(ValueError, match="give thinning settings"):
+        train(tiny_config(tmp_path, "dense-finetune", 2, thinning={"c3": 0.5}, thinning_fade_epochs=-1), progress=False)
+    # finetune-quantization over 2 epochs starts QAT at epoch 1.4: fading must end by then.
+    with pytest.raises(ValueError, match="before quantization-aware training"):
+        train(tiny_config(tmp_path, "finetune-quantization", 2, thinning={"c3": 0.5}, thinning_fade_epochs=2), progress=False)
+    with pytest.raises(ValueError, match="fade over fewer epochs"):
+        train(tiny_config(tmp_path, "dense-finetune", 2, thinning={"c3": 0.5}, thinning_fade_epochs=3), progress=False)
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_regroup_parameters_follows_thinned_layers() -> None:
+    from yolotut.models.thinning import ThinningConfig, thin
+
+    model = initial_model(TrainConfig(weights=None, size="n"), ["pistol"])
+    optimizer = build_optimizer(model, TrainConfig())
+    sum(level.sum() for level in model(torch.rand(1, 3, 64, 64))).backward()
+    optimizer.step()  # momentum buffers for every parameter
+    assert len(optimizer.state) == len(list(model.parameters()))
+    old = {id(p) for p in model.parameters()}
+    thin(model, ThinningConfig(c3=0.5))
+    regroup_parameters(optimizer, model)
+    grouped = [p for group in optimizer.param_groups for p in group["params"]]
+    assert sorted(map(id, grouped)) == sorted(id(p) for p in model.parameters())
+    assert [len(g["params"]) for g in optimizer.param_groups] == [len(g) for g in train_module._parameter_groups(model)]
+    # State survives for the untouched parameters only; the replaced layers start fresh.
+    assert optimizer.state and all(id(p) in old for p in optimizer.state)
+    assert len(optimizer.state) < len(grouped)
+    sum(level.sum() for level in model(torch.rand(1, 3, 64, 64))).backward()
+    optimizer.step()
+    assert len(optimizer.state) == len(grouped)
+
+
+def test_thinning_fade_run_resumes_mid_fade_and_ends_thinned(tmp_path: Path, monkeypatch) -> None:
+    # Three epochs, the channels fade over the first two (scale 0.5 after epoch 0, 0 after
+    # epoch 1, then removed). Stopped after epoch 0: the checkpoint holds the unthinned
+    # model and the plan, and the resumed run carries the fade on.
+    config = tiny_config(tmp_path / "run", "dense-finetune", 3, thinning={"c3": 0.5, "bottleneck": 0.5}, thinning_fade_epochs=2)
+    original_save = train_module.save_training_checkpoint
+
+    def save_then_stop(path, payload):
+        original_save(path, payload)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_training_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    monkeypatch.setattr(train_module, "save_training_checkpoint", original_save)
+    stopped = load_training_checkpoint(tmp_path / "run" / "last.pt")
+    assert "thinned" not in stopped["model_config"]
+    assert len(stopped["thinning_plan"]["model.6.cv1"]) == 32  # of 64 channels
+    assert stopped["model"]["model.6.cv1.conv.weight"].shape[0] == 64
+
+    result = train(config, resume=True, progress=False)
+    assert [h["epoch"] for h in result.history] == [0, 1, 2]
+    assert [h.get("fade_scale") for h in result.history] == [0.5, 0.0, None]
+    final = load_training_checkpoint(result.final_checkpoint)
+    assert final["thinning_plan"] is None
+    model = load_trained_model(result.final_checkpoint)
+    assert model.thinned["model.6.cv1"] == 32 and model.thinned["model.6.m.0.cv1"] == 32
+    assert model.model[6].cv1.conv.weight.shape[0] == 32
+    assert torch.isfinite(model(torch.rand(1, 3, 64, 64))[0]).all()
 
 
 @pytest.mark.slow

@@ -303,6 +303,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--thin-bottleneck", type=float, metavar="KEEP", help=thin_help % "the bottlenecks' hidden layers")
     p.add_argument("--thin-sppf", type=float, metavar="KEEP", help=thin_help % "SPPF")
     p.add_argument(
+        "--thin-fade-epochs", type=int, default=0, metavar="N",
+        help="fade the thinned channels out over the first N epochs, then remove them (0: remove before training)",
+    )
+    p.add_argument(
         "--distill", type=float, default=0.0, metavar="WEIGHT",
         help="feature distillation from the model before thinning (e.g. 1.0; costs about a third more time per step)",
     )
@@ -332,6 +336,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         size=args.size,
         activation=args.activation,
         thinning=thinning or None,
+        thinning_fade_epochs=args.thin_fade_epochs,
         distill=args.distill,
         recipe=args.recipe,
         recipe_args=_parse_recipe_args(args.recipe_arg),

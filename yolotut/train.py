@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from yolotut.compat import apply_sparseml_compat
 from yolotut.distill import FeatureDistiller, detect_inputs
 from yolotut.export import is_quantized
-from yolotut.models.thinning import ThinningConfig, thin
+from yolotut.models.thinning import ChannelFade, ThinningConfig, apply_plan, plan
 
 RECIPE_PACKAGE = "yolotut.recipes"
 CHECKPOINT_FORMAT = "yolotut-train/1"
@@ -60,6 +60,9 @@ class TrainConfig:
     # Channels to keep before training starts (yolotut.models.thinning.ThinningConfig
     # fields, e.g. {"c3": 0.5}); None = no thinning.
     thinning: dict[str, Any] | None = None
+    # Epochs over which the channels thinning removes fade out (1 -> 0) before they are
+    # removed, at the end of the last fading epoch; 0 = remove them before training.
+    thinning_fade_epochs: int = 0
     # Weight of feature distillation from the model as it was before thinning
     # (yolotut.distill); 0 = off.
     distill: float = 0.0
@@ -215,6 +218,16 @@ def transfer_weights(source: nn.Module, target: nn.Module) -> int:
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """SGD with YOLOv5's three groups: BN weights (no decay), weights (decay), biases."""
+    bn_weights, weights, biases = _parameter_groups(model)
+    optimizer = torch.optim.SGD(bn_weights, lr=config.lr0, momentum=config.momentum, nesterov=True)
+    optimizer.add_param_group({"params": weights, "weight_decay": config.weight_decay})
+    optimizer.add_param_group({"params": biases})
+    for group in optimizer.param_groups:
+        group["initial_lr"] = config.lr0
+    return optimizer
+
+
+def _parameter_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter], list[nn.Parameter]]:
     bn_weights, weights, biases = [], [], []
     for module in model.modules():
         bias = getattr(module, "bias", None)
@@ -226,12 +239,24 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
                 bn_weights.append(weight)
         elif isinstance(weight, nn.Parameter):
             weights.append(weight)
-    optimizer = torch.optim.SGD(bn_weights, lr=config.lr0, momentum=config.momentum, nesterov=True)
-    optimizer.add_param_group({"params": weights, "weight_decay": config.weight_decay})
-    optimizer.add_param_group({"params": biases})
-    for group in optimizer.param_groups:
-        group["initial_lr"] = config.lr0
-    return optimizer
+    return bn_weights, weights, biases
+
+
+def regroup_parameters(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
+    """Point ``optimizer``'s groups at ``model``'s parameters after layers were replaced.
+
+    Thinning swaps convolutions for narrower ones. The optimizer object stays (a
+    SparseML recipe wraps it); the state of parameters that are gone is dropped, so
+    the new ones start without momentum.
+    """
+    groups = _parameter_groups(model)
+    if len(optimizer.param_groups) != len(groups):
+        raise ValueError(f"expected an optimizer from build_optimizer ({len(groups)} groups), got {len(optimizer.param_groups)}")
+    for group, parameters in zip(optimizer.param_groups, groups):
+        group["params"] = parameters
+    current = {id(p) for parameters in groups for p in parameters}
+    for parameter in [p for p in optimizer.state if id(p) not in current]:
+        del optimizer.state[parameter]
 
 
 def learning_rate_factor(epoch_fraction: float, epochs: int, lrf: float) -> float:
@@ -347,6 +372,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     thinning = ThinningConfig.from_dict(config.thinning) if config.thinning and payload is None else None
     if not config.distill >= 0:
         raise ValueError(f"distill is the weight of feature distillation: expected >= 0 (0 = off), got {config.distill}")
+    if config.thinning_fade_epochs < 0 or (config.thinning_fade_epochs and not config.thinning):
+        raise ValueError(
+            f"thinning_fade_epochs={config.thinning_fade_epochs}: the channels that thinning removes fade out over "
+            "that many epochs; give thinning settings too, and 0 (remove at once) or more epochs"
+        )
     _seed_everything(config.seed)
     device = select_device(config.device)
 
@@ -366,25 +396,38 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
     variables = _recipe_variables(config)
     recipe_text = recipe_path(config.recipe).read_text()
+    fade_plan: dict[str, torch.Tensor] | None = None
     if payload is None:
         model = initial_model(config, dataset_config.names)
         teacher = copy.deepcopy(model) if config.distill > 0 else None
         if thinning is not None:
             # Before the recipe wraps the convolutions; a resumed run rebuilds the
             # thinned widths from its checkpoint's model config instead.
-            thin(model, thinning)
+            kept = plan(model, thinning)
+            if config.thinning_fade_epochs:
+                fade_plan = kept
+            else:
+                apply_plan(model, kept)
         start_epoch = 0
     else:
         model = model_from_config(payload["model_config"])
         start_epoch = payload["epoch"] + 1
         # The teacher is the unthinned starting model, rebuilt the same way.
         teacher = initial_model(config, dataset_config.names) if config.distill > 0 else None
+        if payload.get("thinning_plan"):
+            fade_plan = {name: torch.tensor(kept) for name, kept in payload["thinning_plan"].items()}
     model_config = model.config
     model.to(device).train()
 
     optimizer = build_optimizer(model, config)
     manager = load_manager(config.recipe, variables)
     epochs = int(math.ceil(manager.max_epochs))
+    fade_epochs = config.thinning_fade_epochs
+    if fade_epochs and (fade_epochs > epochs or manager.qat_active(fade_epochs - 1)):
+        raise ValueError(
+            f"thinning_fade_epochs={fade_epochs}: the channels must be gone before quantization-aware training "
+            f"starts and before the run's {epochs} epochs end; fade over fewer epochs"
+        )
     if payload is not None:
         # Rebuild the structure the weights were saved in (QAT modules if QAT had
         # started), then restore weights and optimizer into it. The same manager then
@@ -401,6 +444,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         ema = ModelEMA(model, updates=payload["ema_updates"] if payload else 0)
         if payload is not None and payload.get("ema") is not None:
             ema.ema.load_state_dict(payload["ema"])
+    # After the EMA copy is made: a deep copy would carry the fade hooks along.
+    fade = ChannelFade(model, fade_plan) if fade_plan else None
+    fade_steps = fade_epochs * steps_per_epoch
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -431,6 +477,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         for step, (images, targets, *_rest) in enumerate(bar):
             global_step = epoch * steps_per_epoch + step
             _warmup(optimizer, global_step, warmup_iters, epoch + step / steps_per_epoch, epochs, config)
+            if fade is not None:
+                fade.scale = max(0.0, 1.0 - (global_step + 1) / fade_steps)
             images = images.to(device, non_blocking=True).float() / 255
             targets = targets.to(device)
             with torch.autocast(device.type, enabled=use_amp):
@@ -456,6 +504,17 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         if distiller is not None:
             record["distill"] = distill_sum / max(steps_per_epoch, 1)
         record["lr"] = optimizer.param_groups[0]["lr"]
+        if fade is not None:
+            record["fade_scale"] = fade.scale
+            if epoch == fade_epochs - 1:
+                # The faded channels output zeros now: removing them changes nothing.
+                fade.remove()
+                apply_plan(model, fade_plan)
+                if ema is not None:
+                    apply_plan(ema.ema, fade_plan)
+                regroup_parameters(optimizer, model)
+                model_config = model.config
+                fade, fade_plan = None, None
         record["sparsity"] = conv_weight_sparsity(model)
         history.append(record)
         finished = epoch == epochs - 1
@@ -478,6 +537,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 "recipe_text": recipe_text,
                 "recipe_variables": variables,
                 "history": history,
+                # Channels still fading out (their removal is still to come), as plain lists.
+                "thinning_plan": {name: kept.tolist() for name, kept in fade_plan.items()} if fade_plan else None,
             },
         )
 

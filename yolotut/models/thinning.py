@@ -41,7 +41,10 @@ from torch import nn
 
 from yolotut.models.common import C3, SPPF, Conv
 
-__all__ = ["KINDS", "ChannelGroup", "ThinningConfig", "channel_groups", "conv_weight_count", "thin", "thin_to_widths"]
+__all__ = [
+    "KINDS", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count",
+    "plan", "thin", "thin_to_widths",
+]
 
 KINDS = ("bottleneck", "c3", "sppf")
 
@@ -172,26 +175,95 @@ def _kept_width(width: int, keep: float, multiple: int) -> int:
     return min(width, target)
 
 
-def thin(model: nn.Module, config: ThinningConfig, names: Collection[str] | None = None) -> dict[str, tuple[int, int]]:
-    """Remove the least important channels of every group ``config`` selects, in place.
+def plan(model: nn.Module, config: ThinningConfig, names: Collection[str] | None = None) -> dict[str, torch.Tensor]:
+    """The channels thinning would keep, per group ``config`` selects (sorted indices); the model is not changed.
 
-    ``names``: only these groups (see :func:`channel_groups`). Returns ``{group name:
-    (channels before, channels after)}`` for the groups changed. The model's outputs
-    change (unless the removed channels were unused): fine-tune it.
+    ``names``: only these groups (see :func:`channel_groups`). Groups left whole are
+    not in the result. Hand the plan to :func:`apply_plan`, or first to
+    :class:`ChannelFade` to remove the channels gradually during training.
     """
-    chosen: dict[str, torch.Tensor] = {}
     groups = channel_groups(model)
     if names is not None:
         unknown = sorted(set(names) - {g.name for g in groups})
         if unknown:
             raise ValueError(f"no channel groups named {unknown} in this model")
         groups = [g for g in groups if g.name in names]
+    chosen: dict[str, torch.Tensor] = {}
     for group in groups:
         kept = _kept_width(group.width, config.keep(group), config.multiple)
         if kept < group.width:
             order = torch.argsort(group.importance(), descending=True, stable=True)
             chosen[group.name] = torch.sort(order[:kept]).values
-    return _apply(model, {g.name: g for g in groups}, chosen)
+    return chosen
+
+
+def apply_plan(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, int]]:
+    """Remove every channel a :func:`plan` does not keep, in place.
+
+    Returns ``{group name: (channels before, channels after)}``. The plan's indices
+    refer to the groups as they are now (a plan is used once).
+    """
+    groups = {g.name: g for g in channel_groups(model)}
+    unknown = sorted(set(kept) - set(groups))
+    if unknown:
+        raise ValueError(f"thinning plan names groups {unknown} this model does not have")
+    for name, indices in kept.items():
+        width = groups[name].width
+        if len(indices) == 0 or int(indices.min()) < 0 or int(indices.max()) >= width:
+            raise ValueError(f"thinning plan for {name}: kept channels must be 1..{width} indices below {width}")
+    return _apply(model, groups, kept)
+
+
+def thin(model: nn.Module, config: ThinningConfig, names: Collection[str] | None = None) -> dict[str, tuple[int, int]]:
+    """Remove the least important channels of every group ``config`` selects, in place.
+
+    ``names``: only these groups (see :func:`channel_groups`). Returns ``{group name:
+    (channels before, channels after)}`` for the groups changed. The model's outputs
+    change (unless the removed channels were unused): fine-tune it, or fade the
+    channels out first (:class:`ChannelFade`).
+    """
+    return apply_plan(model, plan(model, config, names))
+
+
+class ChannelFade:
+    """Scales the channels a plan removes by ``scale`` (set it from 1 down to 0) while training.
+
+    One-shot removal moves a pretrained model's features a long way
+    (``benchmarks/thinning_damage.py``). Fading the same channels out over some
+    epochs lets the rest of the network take their work over step by step; at
+    ``scale == 0`` they output exactly zero (the hook multiplies the producers'
+    activated outputs, and a residual stream is the sum of faded producers), so
+    :func:`apply_plan` then removes them without changing the model's outputs.
+    """
+
+    def __init__(self, model: nn.Module, kept: Mapping[str, torch.Tensor]) -> None:
+        groups = {g.name: g for g in channel_groups(model)}
+        unknown = sorted(set(kept) - set(groups))
+        if unknown:
+            raise ValueError(f"thinning plan names groups {unknown} this model does not have")
+        self.scale = 1.0
+        self._handles = []
+        for name, indices in kept.items():
+            removed = torch.ones(groups[name].width, dtype=torch.bool)
+            removed[indices] = False
+            for producer in groups[name].producers:
+                self._handles.append(producer.register_forward_hook(self._hook(removed)))
+
+    def _hook(self, removed: torch.Tensor):
+        def fade(_module: nn.Module, _args: tuple, output: torch.Tensor) -> torch.Tensor:
+            if self.scale >= 1.0:
+                return output
+            factor = torch.ones(removed.shape[0], dtype=output.dtype, device=output.device)
+            factor[removed.to(output.device)] = self.scale
+            return output * factor.view(1, -1, 1, 1)
+
+        return fade
+
+    def remove(self) -> None:
+        """Take the hooks off (the model computes as before the fade started)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
 
 
 def thin_to_widths(model: nn.Module, widths: Mapping[str, int]) -> dict[str, tuple[int, int]]:
