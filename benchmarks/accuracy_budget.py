@@ -51,6 +51,7 @@ VARIANTS = {
     # The same channels faded out during the first --fade-epochs, then removed (ChannelFade).
     "thinned-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True},
     "thinned-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True},
+    "thinned-fade-distill-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
     "thinned-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
 }
 

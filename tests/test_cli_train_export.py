@@ -72,6 +72,10 @@ def test_thinning_flags_reach_training_and_bad_values_are_clear(tmp_path: Path, 
     assert main(args) == 2
     assert "weight of feature distillation" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+    args = ["train", "--thin-fade-epochs", "2", "--out", str(tmp_path / "run")]
+    assert main(args) == 2
+    assert "give thinning settings too" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
