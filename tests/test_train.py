@@ -291,11 +291,8 @@ def test_regroup_parameters_follows_thinned_layers() -> None:
     assert len(optimizer.state) == len(grouped)
 
 
-def test_thinning_fade_run_resumes_mid_fade_and_ends_thinned(tmp_path: Path, monkeypatch) -> None:
-    # Three epochs, the channels fade over the first two (scale 0.5 after epoch 0, 0 after
-    # epoch 1, then removed). Stopped after epoch 0: the checkpoint holds the unthinned
-    # model and the plan, and the resumed run carries the fade on.
-    config = tiny_config(tmp_path / "run", "dense-finetune", 3, thinning={"c3": 0.5, "bottleneck": 0.5}, thinning_fade_epochs=2)
+def _stop_after_first_checkpoint(config: TrainConfig, monkeypatch) -> None:
+    """Run ``config`` until epoch 0's checkpoint is written, then stop as a user would (Ctrl-C)."""
     original_save = train_module.save_training_checkpoint
 
     def save_then_stop(path, payload):
@@ -306,6 +303,14 @@ def test_thinning_fade_run_resumes_mid_fade_and_ends_thinned(tmp_path: Path, mon
     with pytest.raises(KeyboardInterrupt):
         train(config, progress=False)
     monkeypatch.setattr(train_module, "save_training_checkpoint", original_save)
+
+
+def test_thinning_fade_run_resumes_mid_fade_and_ends_thinned(tmp_path: Path, monkeypatch) -> None:
+    # Three epochs, the channels fade over the first two (scale 0.5 after epoch 0, 0 after
+    # epoch 1, then removed). Stopped after epoch 0: the checkpoint holds the unthinned
+    # model and the plan, and the resumed run carries the fade on.
+    config = tiny_config(tmp_path / "run", "dense-finetune", 3, thinning={"c3": 0.5, "bottleneck": 0.5}, thinning_fade_epochs=2)
+    _stop_after_first_checkpoint(config, monkeypatch)
     stopped = load_training_checkpoint(tmp_path / "run" / "last.pt")
     assert "thinned" not in stopped["model_config"]
     assert len(stopped["thinning_plan"]["model.6.cv1"]) == 32  # of 64 channels
@@ -333,16 +338,7 @@ def test_thinned_qat_run_exports_a_thinner_int8_model_deepsparse_runs(tmp_path: 
     # resumed: the thinned widths must come back from the checkpoint's model config, and
     # the distillation teacher (the unthinned start) from the run's config.
     config = tiny_config(tmp_path / "run", "finetune-quantization", 2, thinning={"c3": 0.5, "bottleneck": 0.5}, distill=1.0)
-    original_save = train_module.save_training_checkpoint
-
-    def save_then_stop(path, payload):
-        original_save(path, payload)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module, "save_training_checkpoint", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, progress=False)
-    monkeypatch.setattr(train_module, "save_training_checkpoint", original_save)
+    _stop_after_first_checkpoint(config, monkeypatch)
     result = train(config, resume=True, progress=False)
     assert [h["epoch"] for h in result.history] == [0, 1]
     assert all(h["distill"] > 0 for h in result.history)
