@@ -512,6 +512,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 apply_plan(model, fade_plan)
                 if ema is not None:
                     apply_plan(ema.ema, fade_plan)
+                    ema.ema.requires_grad_(False)  # the narrower layers are new parameters
                 regroup_parameters(optimizer, model)
                 model_config = model.config
                 fade, fade_plan = None, None
