@@ -983,7 +983,8 @@ that falls from 1 to 0 over the first half of the epochs (`ChannelFade`), the re
 the network takes their work over meanwhile, and once they output nothing they are
 removed, which then changes nothing. With the same 8 epochs that gave 0.216 this scored
 0.413 (3 epochs, no QAT: 0.201 against 0.031), better than feature distillation from the
-unthinned model (`distill=1.0`: 0.244), but still far below dense. Whether the full
+unthinned model (`distill=1.0`: 0.244; added to fading it did not help, 0.173 at 3
+epochs), but still far below dense. Whether the full
 profile's 50 epochs close the gap is what the mAP at the end of this notebook shows.
 '''),
     code('''
