@@ -228,6 +228,8 @@ def test_bad_plans_are_refused():
         ChannelFade(model, {"model.99.cv1": torch.arange(4)})
     with pytest.raises(ValueError, match="indices below 32"):
         apply_plan(model, {"model.4.cv1": torch.tensor([0, 40])})
+    with pytest.raises(ValueError, match="indices below 32"):
+        ChannelFade(model, {"model.4.cv1": torch.tensor([0, 40])})
     with pytest.raises(ValueError, match="kept channels"):
         apply_plan(model, {"model.4.cv1": torch.tensor([], dtype=torch.long)})
     assert not model.thinned

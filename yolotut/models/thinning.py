@@ -206,6 +206,11 @@ def apply_plan(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> dict[str, 
     Returns ``{group name: (channels before, channels after)}``. The plan's indices
     refer to the groups as they are now (a plan is used once).
     """
+    return _apply(model, _groups_of_plan(model, kept), kept)
+
+
+def _groups_of_plan(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> dict[str, ChannelGroup]:
+    """The model's channel groups by name, once the plan is checked against them."""
     groups = {g.name: g for g in channel_groups(model)}
     unknown = sorted(set(kept) - set(groups))
     if unknown:
@@ -214,7 +219,7 @@ def apply_plan(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> dict[str, 
         width = groups[name].width
         if len(indices) == 0 or int(indices.min()) < 0 or int(indices.max()) >= width:
             raise ValueError(f"thinning plan for {name}: kept channels must be 1..{width} indices below {width}")
-    return _apply(model, groups, kept)
+    return groups
 
 
 def thin(model: nn.Module, config: ThinningConfig, names: Collection[str] | None = None) -> dict[str, tuple[int, int]]:
@@ -240,10 +245,7 @@ class ChannelFade:
     """
 
     def __init__(self, model: nn.Module, kept: Mapping[str, torch.Tensor]) -> None:
-        groups = {g.name: g for g in channel_groups(model)}
-        unknown = sorted(set(kept) - set(groups))
-        if unknown:
-            raise ValueError(f"thinning plan names groups {unknown} this model does not have")
+        groups = _groups_of_plan(model, kept)
         self.scale = 1.0
         self._handles = []
         for name, indices in kept.items():
