@@ -16,6 +16,10 @@ ONNX Runtime without it):
 * ``thinned-fade-*``: the same channels faded out over the first ``--fade-epochs``
   (default: half the epochs, and before QAT starts), then removed.
 
+``--criterion`` chooses which channels the thinned variants lose
+(``yolotut.models.thinning.CRITERIA``; default: the smallest filter norms); give each
+criterion its own ``--out``, as results are keyed by variant.
+
 This is a short-budget check (epochs x images on a 2-core CPU), not the full profile
 of the performance issue's accuracy goal; prints a table and writes JSON. ``--before``
 also scores the starting point (the COCO weights with a fresh one-class head): does
@@ -35,6 +39,7 @@ from pathlib import Path
 from yolotut.engines import TorchEngine, create_engine, deepsparse_unavailable_reason
 from yolotut.evaluate import evaluate
 from yolotut.export import export_onnx
+from yolotut.models.thinning import CRITERIA
 from yolotut.train import TrainConfig, initial_model, load_trained_model, train
 
 VARIANTS = {
@@ -61,6 +66,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["dense", "thinned-int8"])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--fade-epochs", type=int, default=None, help="fading epochs of the thinned-fade variants (default: half)")
+    parser.add_argument("--criterion", choices=CRITERIA, default=CRITERIA[0], help="which channels the thinned variants lose")
     parser.add_argument("--max-images", type=int, default=None, help="training images (default: all 2471)")
     parser.add_argument("--val-images", type=int, default=None, help="validation images (default: all 500)")
     parser.add_argument("--imgsz", type=int, default=416)
@@ -83,6 +89,8 @@ def main() -> None:
         settings = dict(VARIANTS[name])
         if settings.pop("fade", False):
             settings["thinning_fade_epochs"] = fade_epochs
+        if "thinning" in settings and args.criterion != CRITERIA[0]:
+            settings["thinning"] = {**settings["thinning"], "criterion": args.criterion}
         config = TrainConfig(
             weights="yolov5n",
             epochs=args.epochs,

@@ -8,12 +8,13 @@ head reads (P3, P4, P5) on pistol validation images. Each group keeps
 some). No training: this is the damage
 fine-tuning has to repair. Three ways of choosing the channels to remove are compared:
 
-* ``l1``: the smallest BatchNorm-folded filter norms go (what ``yolotut.models.thinning`` does);
-* ``reverse``: the *largest* go;
+* ``smallest-norm``: the smallest BatchNorm-folded filter norms go (thinning's default);
+* ``largest-norm``: the *largest* go;
 * ``random``: a random choice (seeded).
 
-If ``l1`` is not clearly better than ``random``, filter norms say little about which
-channels this model can spare.
+(``yolotut.models.thinning.CRITERIA``; ``ThinningConfig.criterion`` chooses one for
+training.) If ``smallest-norm`` is not clearly better than ``random``, filter norms say
+little about which channels this model can spare.
 
     python benchmarks/thinning_damage.py --keep 0.75 --images 32
 """
@@ -32,25 +33,15 @@ from yolotut.distill import detect_features
 from yolotut.models import thinning
 from yolotut.train import TrainConfig, initial_model
 
-CRITERIA = ("l1", "reverse", "random")
-
-
-def _kept(group: thinning.ChannelGroup, keep: float, criterion: str, generator: torch.Generator) -> torch.Tensor:
-    width = group.width
-    kept = max(1, round(width * keep))
-    if criterion == "random":
-        order = torch.randperm(width, generator=generator)
-    else:
-        order = torch.argsort(group.importance(), descending=criterion == "l1", stable=True)
-    return torch.sort(order[:kept]).values
+CRITERIA = thinning.CRITERIA
 
 
 def damage(dense: torch.nn.Module, images: torch.Tensor, reference: list[torch.Tensor], names: list[str], keep: float, criterion: str, seed: int) -> list[float]:
     """Relative error per Detect level after removing channels of the groups ``names``."""
     model = copy.deepcopy(dense)
-    groups = {g.name: g for g in thinning.channel_groups(model)}
-    generator = torch.Generator().manual_seed(seed)
-    thinning.apply_plan(model, {name: _kept(groups[name], keep, criterion, generator) for name in names})
+    # multiple=1: round(width * keep) channels stay, so every group loses some.
+    config = thinning.ThinningConfig(bottleneck=keep, c3=keep, sppf=keep, multiple=1, criterion=criterion, seed=seed)
+    thinning.thin(model, config, names)
     features = detect_features(model.eval(), images)
     return [float((f - r).norm() / r.norm()) for f, r in zip(features, reference)]
 
@@ -82,12 +73,12 @@ def main() -> None:
         print(f"{label:18s} " + "  ".join(f"{c} {sum(row[c]) / 3:.3f}" for c in CRITERIA), flush=True)
     singles = rows[:-1]
     summary = {c: round(sum(sum(r[c]) / 3 for r in singles) / len(singles), 3) for c in CRITERIA}
-    better = sum(sum(r["l1"]) < sum(r["random"]) for r in singles)
-    print(f"mean relative error over single groups: {summary}; l1 beats random in {better} of {len(singles)} groups")
+    better = sum(sum(r["smallest-norm"]) < sum(r["random"]) for r in singles)
+    print(f"mean relative error over single groups: {summary}; smallest-norm beats random in {better} of {len(singles)} groups")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"keep": args.keep, "images": images.shape[0], "rows": rows, "mean_single_group": summary,
-                               "l1_beats_random": [better, len(singles)]}, indent=1) + "\n")
+                               "smallest_norm_beats_random": [better, len(singles)]}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -233,3 +233,39 @@ def test_bad_plans_are_refused():
     with pytest.raises(ValueError, match="kept channels"):
         apply_plan(model, {"model.4.cv1": torch.tensor([], dtype=torch.long)})
     assert not model.thinned
+
+
+def test_criteria_choose_the_smallest_the_largest_or_random_channels():
+    model = _model("n")
+    group = next(g for g in channel_groups(model) if g.name == "model.6.cv1")
+    order = torch.argsort(group.importance(), descending=True)  # no ties in random weights
+    halves = {criterion: plan(model, ThinningConfig(c3=0.5, criterion=criterion), ["model.6.cv1"])["model.6.cv1"]
+              for criterion in ("smallest-norm", "largest-norm", "random")}
+    assert halves["smallest-norm"].tolist() == sorted(order[:32].tolist())
+    assert halves["largest-norm"].tolist() == sorted(order[32:].tolist())
+    random = halves["random"]
+    assert len(random) == 32 and not random.equal(halves["smallest-norm"]) and not random.equal(halves["largest-norm"])
+    assert plan(model, ThinningConfig(c3=0.5, criterion="random"), ["model.6.cv1"])["model.6.cv1"].equal(random)
+    assert not plan(model, ThinningConfig(c3=0.5, criterion="random", seed=1), ["model.6.cv1"])["model.6.cv1"].equal(random)
+    config = ThinningConfig(c3=0.5, criterion="largest-norm", seed=3)
+    assert ThinningConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="criterion.*'l1'"):
+        ThinningConfig(c3=0.5, criterion="l1")
+
+
+def test_fade_keeps_the_outputs_dtype_and_scales_only_the_removed_channels():
+    model = _model("n").to(torch.bfloat16)
+    kept = plan(model, ThinningConfig(c3=0.5), ["model.4.cv2"])
+    producer = model.model[4].cv2
+    x = torch.rand(1, producer.conv.in_channels, 16, 16, dtype=torch.bfloat16)
+    with torch.no_grad():
+        before = producer(x)
+        fade = ChannelFade(model, kept)
+        fade.scale = 0.25
+        faded = producer(x)
+    assert faded.dtype == torch.bfloat16  # a float32 factor would promote it
+    removed = torch.ones(before.shape[1], dtype=torch.bool)
+    removed[kept["model.4.cv2"]] = False
+    assert faded[:, ~removed].equal(before[:, ~removed])
+    torch.testing.assert_close(faded[:, removed], before[:, removed] * 0.25)
+    assert before[:, removed].abs().max() > 0.1  # else the check above could not fail

@@ -22,10 +22,11 @@ read a concatenation). The groups of one YOLOv5 (v6.x) model:
 * ``model.K.cv1`` of SPPF (kind ``sppf``): read four times (x and three max-pools).
 
 A channel's importance is the L1 norm of its BatchNorm-folded filters, summed over the
-group's producers: the channels with the smallest output scale go first. (On the COCO
-YOLOv5n this choice measured *worse* than a random one, ``benchmarks/thinning_damage.py``:
-a small filter can still carry a large BatchNorm shift. Fine-tuning, with
-:mod:`yolotut.distill`, has to repair the damage either way.) Kept widths
+group's producers: by default the channels with the smallest output scale go first.
+(On the COCO YOLOv5n this choice measured *worse* than a random one before any
+training, ``benchmarks/thinning_damage.py``: a small filter can still carry a large
+BatchNorm shift. ``ThinningConfig.criterion`` removes the largest, or a random choice,
+instead.) Kept widths
 are rounded to a multiple of 8 (``multiple``): a 12-channel layer measured slower in
 DeepSparse than a 16-channel one.
 
@@ -45,11 +46,13 @@ from torch import nn
 from yolotut.models.common import C3, SPPF, Conv
 
 __all__ = [
-    "KINDS", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count",
+    "CRITERIA", "KINDS", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count",
     "plan", "thin", "thin_to_widths",
 ]
 
 KINDS = ("bottleneck", "c3", "sppf")
+# Which channels a group loses: smallest / largest BatchNorm-folded filter norms, or random.
+CRITERIA = ("smallest-norm", "largest-norm", "random")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class ThinningConfig:
     """Fraction of channels to *keep* per group kind (1.0 = untouched).
 
     ``modules``: only groups inside these ``model.K`` indices (``None`` = all).
+    ``criterion``: which channels go (:data:`CRITERIA`): those with the smallest
+    BatchNorm-folded filter norms, the largest, or a random choice drawn with ``seed``.
     """
 
     bottleneck: float = 1.0
@@ -64,6 +69,8 @@ class ThinningConfig:
     sppf: float = 1.0
     modules: tuple[int, ...] | None = None
     multiple: int = 8
+    criterion: str = "smallest-norm"
+    seed: int = 0
 
     def __post_init__(self) -> None:
         for kind in KINDS:
@@ -72,6 +79,8 @@ class ThinningConfig:
                 raise ValueError(f"ThinningConfig.{kind} is the fraction of channels to keep: expected 0 < keep <= 1, got {keep}")
         if self.multiple < 1:
             raise ValueError(f"ThinningConfig.multiple must be >= 1, got {self.multiple}")
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"ThinningConfig.criterion: expected one of {list(CRITERIA)}, got {self.criterion!r}")
 
     def keep(self, group: ChannelGroup) -> float:
         if self.modules is not None and group.module not in self.modules:
@@ -79,7 +88,8 @@ class ThinningConfig:
         return float(getattr(self, group.kind))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bottleneck": self.bottleneck, "c3": self.c3, "sppf": self.sppf, "modules": list(self.modules) if self.modules is not None else None, "multiple": self.multiple}
+        return {"bottleneck": self.bottleneck, "c3": self.c3, "sppf": self.sppf, "modules": list(self.modules) if self.modules is not None else None,
+                "multiple": self.multiple, "criterion": self.criterion, "seed": self.seed}
 
     @classmethod
     def from_dict(cls, settings: Mapping[str, Any]) -> ThinningConfig:
@@ -191,11 +201,16 @@ def plan(model: nn.Module, config: ThinningConfig, names: Collection[str] | None
         if unknown:
             raise ValueError(f"no channel groups named {unknown} in this model")
         groups = [g for g in groups if g.name in names]
+    generator = torch.Generator().manual_seed(config.seed)
     chosen: dict[str, torch.Tensor] = {}
     for group in groups:
         kept = _kept_width(group.width, config.keep(group), config.multiple)
         if kept < group.width:
-            order = torch.argsort(group.importance(), descending=True, stable=True)
+            if config.criterion == "random":
+                order = torch.randperm(group.width, generator=generator)
+            else:
+                # Kept first: the largest norms when the smallest go, and the other way round.
+                order = torch.argsort(group.importance(), descending=config.criterion == "smallest-norm", stable=True)
             chosen[group.name] = torch.sort(order[:kept]).values
     return chosen
 
@@ -255,12 +270,18 @@ class ChannelFade:
                 self._handles.append(producer.register_forward_hook(self._hook(removed)))
 
     def _hook(self, removed: torch.Tensor):
+        # The mask is copied to a device once, not on every forward pass of every step.
+        masks: dict[torch.device, torch.Tensor] = {}
+
         def fade(_module: nn.Module, _args: tuple, output: torch.Tensor) -> torch.Tensor:
             if self.scale >= 1.0:
                 return output
-            factor = torch.ones(removed.shape[0], dtype=output.dtype, device=output.device)
-            factor[removed.to(output.device)] = self.scale
-            return output * factor.view(1, -1, 1, 1)
+            mask = masks.get(output.device)
+            if mask is None:
+                mask = masks[output.device] = removed.to(output.device).view(1, -1, 1, 1)
+            # In the output's dtype: a float32 factor would promote half-precision (AMP) outputs.
+            factor = torch.where(mask, self.scale, 1.0).to(output.dtype)
+            return output * factor
 
         return fade
 
