@@ -76,6 +76,14 @@ def test_thinning_flags_reach_training_and_bad_values_are_clear(tmp_path: Path, 
     assert main(args) == 2
     assert "give thinning settings too" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+    args = ["train", "--thin-c3", "0.5", "--thin-criterion", "l1", "--out", str(tmp_path / "run")]
+    assert main(args) == 2
+    assert "largest-norm" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    args = ["train", "--thin-criterion", "random", "--out", str(tmp_path / "run")]
+    assert main(args) == 2
+    assert "give --thin-c3" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path: Path, capsys) -> None:

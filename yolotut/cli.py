@@ -303,6 +303,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--thin-bottleneck", type=float, metavar="KEEP", help=thin_help % "the bottlenecks' hidden layers")
     p.add_argument("--thin-sppf", type=float, metavar="KEEP", help=thin_help % "SPPF")
     p.add_argument(
+        "--thin-criterion", metavar="NAME",
+        help="which channels thinning removes: smallest-norm, largest-norm or random (default: ThinningConfig's)",
+    )
+    p.add_argument(
         "--thin-fade-epochs", type=int, default=0, metavar="N",
         help="fade the thinned channels out over the first N epochs, then remove them (0: remove before training)",
     )
@@ -330,6 +334,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         for kind, keep in (("c3", args.thin_c3), ("bottleneck", args.thin_bottleneck), ("sppf", args.thin_sppf))
         if keep is not None
     }
+    if args.thin_criterion is not None:
+        if not thinning:
+            raise ValueError("--thin-criterion chooses which channels thinning removes: give --thin-c3, --thin-bottleneck or --thin-sppf too")
+        thinning["criterion"] = args.thin_criterion
     config = TrainConfig(
         data=args.data,
         weights=None if args.weights.lower() == "none" else args.weights,
