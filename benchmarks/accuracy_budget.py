@@ -17,7 +17,7 @@ ONNX Runtime without it):
   (default: half the epochs, and before QAT starts), then removed.
 
 ``--criterion`` chooses which channels the thinned variants lose
-(``yolotut.models.thinning.CRITERIA``; default: the smallest filter norms); give each
+(``yolotut.models.thinning.CRITERIA``; default: ``ThinningConfig``'s); give each
 criterion its own ``--out``, as results are keyed by variant.
 
 This is a short-budget check (epochs x images on a 2-core CPU), not the full profile
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["dense", "thinned-int8"])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--fade-epochs", type=int, default=None, help="fading epochs of the thinned-fade variants (default: half)")
-    parser.add_argument("--criterion", choices=CRITERIA, default=CRITERIA[0], help="which channels the thinned variants lose")
+    parser.add_argument("--criterion", choices=CRITERIA, help="which channels the thinned variants lose (default: ThinningConfig's)")
     parser.add_argument("--max-images", type=int, default=None, help="training images (default: all 2471)")
     parser.add_argument("--val-images", type=int, default=None, help="validation images (default: all 500)")
     parser.add_argument("--imgsz", type=int, default=416)
@@ -89,7 +89,7 @@ def main() -> None:
         settings = dict(VARIANTS[name])
         if settings.pop("fade", False):
             settings["thinning_fade_epochs"] = fade_epochs
-        if "thinning" in settings and args.criterion != CRITERIA[0]:
+        if "thinning" in settings and args.criterion is not None:
             settings["thinning"] = {**settings["thinning"], "criterion": args.criterion}
         config = TrainConfig(
             weights="yolov5n",

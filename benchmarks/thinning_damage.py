@@ -8,8 +8,8 @@ head reads (P3, P4, P5) on pistol validation images. Each group keeps
 some). No training: this is the damage
 fine-tuning has to repair. Three ways of choosing the channels to remove are compared:
 
-* ``smallest-norm``: the smallest BatchNorm-folded filter norms go (thinning's default);
-* ``largest-norm``: the *largest* go;
+* ``smallest-norm``: the smallest BatchNorm-folded filter norms go;
+* ``largest-norm``: the *largest* go (thinning's default, chosen from this measurement);
 * ``random``: a random choice (seeded).
 
 (``yolotut.models.thinning.CRITERIA``; ``ThinningConfig.criterion`` chooses one for

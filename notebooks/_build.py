@@ -722,14 +722,16 @@ zeros with sparse kernels, and on this project's CPU those are no faster than it
 dense INT8 kernels (notebook 08's sparsity search, `benchmarks/README.md`). Removing
 whole channels leaves a smaller *dense* model that every engine runs faster. Below,
 the dense checkpoint keeps half of the hidden channels of its C3 blocks and their
-bottlenecks (`thinning={"c3": 0.5, "bottleneck": 0.5}`, the smallest BatchNorm-scaled
-filters go), then `finetune-quantization` fine-tunes it and ends with QAT. Compare
+bottlenecks (`thinning={"c3": 0.5, "bottleneck": 0.5}`; the channels with the *largest*
+BatchNorm-scaled filters go, which measured to hurt least on YOLOv5n), then
+`finetune-quantization` fine-tunes it and ends with QAT. Compare
 its speed *and* its mAP with the pruned model above. Removing channels in one shot
 costs a pretrained model most of its accuracy, which a short fine-tune does not win
 back (YOLOv5n, 8 epochs: mAP@0.5 0.216 thinned vs 0.720 dense, `benchmarks/README.md`),
 so `thinning_fade_epochs` fades the channels out over the first half of the epochs
-and removes them only then (8 epochs: 0.413). The quick profile shows the speed, only
-the full profile can show how much of the accuracy returns.
+and removes them only then (8 epochs: 0.413 with the smallest filters removed,
+0.536 with the largest). The quick profile shows the speed, only the full profile
+can show how much of the accuracy returns.
 '''),
     code('''
 from yolotut.models import build_model
@@ -970,9 +972,9 @@ The sparsity search (notebook 08, `benchmarks/README.md`) found that on this CPU
 DeepSparse 1.8 gains nothing from zeros in the weights, whatever their pattern, while
 removing whole channels pays: a YOLOv5n-Hardswish whose C3 blocks keep half their
 hidden channels ran about 1.3x faster than dense INT8. So we also train that model:
-`thinning={"c3": 0.5, "bottleneck": 0.5}` chooses the channels with the smallest
-(BatchNorm-scaled) filters in the COCO weights, and the `finetune-quantization`
-recipe fine-tunes the model and ends with quantization-aware training.
+`thinning={"c3": 0.5, "bottleneck": 0.5}` removes half of those channels, and the
+`finetune-quantization` recipe fine-tunes the model and ends with quantization-aware
+training.
 **It is fast, not (yet) as accurate.** Removing 36 % of the convolution weights in one
 shot wrecks what the COCO weights knew: with 3 epochs on all pistol images it scored
 mAP@0.5 0.036 against 0.599 for the dense YOLOv5n, with 8 epochs 0.216 against 0.720
@@ -984,8 +986,13 @@ the network takes their work over meanwhile, and once they output nothing they a
 removed, which then changes nothing. With the same 8 epochs that gave 0.216 this scored
 0.413 (3 epochs, no QAT: 0.201 against 0.031), better than feature distillation from the
 unthinned model (`distill=1.0`: 0.244; added to fading it did not help, 0.173 at 3
-epochs), but still far below dense. Whether the full
-profile's 50 epochs close the gap is what the mAP at the end of this notebook shows.
+epochs). *Which* channels go matters as much: the rule of thumb removes those with the
+smallest (BatchNorm-scaled) filters, but in the COCO weights removing the *largest*
+moves the head's features least (`thinning_damage.py`), and faded out they leave a
+better model: 0.536 after 8 epochs (3 epochs: 0.341 against 0.201). That is
+`ThinningConfig`'s default, `criterion="largest-norm"`. It is still below dense.
+Whether the full profile's 50 epochs close the gap is what the mAP at the end of this
+notebook shows.
 '''),
     code('''
 thin_config = TrainConfig(
