@@ -64,26 +64,17 @@ def test_bad_recipe_arg_is_a_clear_error(capsys) -> None:
 
 
 def test_thinning_flags_reach_training_and_bad_values_are_clear(tmp_path: Path, capsys) -> None:
-    args = ["train", "--recipe", "finetune-quantization", "--thin-c3", "1.5", "--out", str(tmp_path / "run")]
-    assert main(args) == 2
-    assert "fraction of channels to keep" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
-    args = ["train", "--thin-c3", "0.5", "--distill", "-1", "--out", str(tmp_path / "run")]
-    assert main(args) == 2
-    assert "weight of feature distillation" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
-    args = ["train", "--thin-fade-epochs", "2", "--out", str(tmp_path / "run")]
-    assert main(args) == 2
-    assert "give thinning settings too" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
-    args = ["train", "--thin-c3", "0.5", "--thin-criterion", "l1", "--out", str(tmp_path / "run")]
-    assert main(args) == 2
-    assert "largest-norm" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
-    args = ["train", "--thin-criterion", "random", "--out", str(tmp_path / "run")]
-    assert main(args) == 2
-    assert "give --thin-c3" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
+    cases = [
+        (["--recipe", "finetune-quantization", "--thin-c3", "1.5"], "fraction of channels to keep"),
+        (["--thin-c3", "0.5", "--distill", "-1"], "weight of feature distillation"),
+        (["--thin-fade-epochs", "2"], "give thinning settings too"),
+        (["--thin-c3", "0.5", "--thin-criterion", "l1"], "largest-norm"),
+        (["--thin-criterion", "random"], "give --thin-c3"),
+    ]
+    for flags, message in cases:
+        assert main(["train", *flags, "--out", str(tmp_path / "run")]) == 2, flags
+        assert message in capsys.readouterr().err, flags
+        assert not (tmp_path / "run").exists(), flags
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
