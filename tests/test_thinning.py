@@ -16,9 +16,11 @@ from yolotut.models.thinning import (
     channel_groups,
     conv_weight_count,
     plan,
+    removal_damage,
     thin,
     thin_to_widths,
 )
+from yolotut.distill import detect_features
 from yolotut.models.yolo import model_from_config
 
 
@@ -270,3 +272,63 @@ def test_fade_keeps_the_outputs_dtype_and_scales_only_the_removed_channels():
     assert faded[:, ~removed].equal(before[:, ~removed])
     torch.testing.assert_close(faded[:, removed], before[:, removed] * 0.25)
     assert before[:, removed].abs().max() > 0.1  # else the check above could not fail
+
+
+def test_damage_is_what_removing_the_channel_does_to_the_heads_features():
+    model = _model("n").train()
+    x = torch.rand(2, 3, 64, 64)
+    damage = removal_damage(model, x, ["model.4.cv1", "model.17.cv2"], progress=False)
+    assert set(damage) == {"model.4.cv1", "model.17.cv2"} and damage["model.4.cv1"].shape == (32,)
+    assert model.training and not model.model[4].cv1._forward_hooks  # left as it was
+    reference = detect_features(model.eval(), x)
+    for name, channel in [("model.4.cv1", 5), ("model.17.cv2", 30)]:
+        thinned = model_from_config(model.config)
+        thinned.load_state_dict(model.state_dict())
+        width = damage[name].numel()
+        apply_plan(thinned, {name: torch.tensor([c for c in range(width) if c != channel])})
+        features = detect_features(thinned.eval(), x)
+        measured = sum(float((f - r).norm() / r.norm()) for f, r in zip(features, reference)) / 3
+        assert damage[name][channel].item() == pytest.approx(measured, rel=1e-4, abs=1e-6)
+    assert damage["model.4.cv1"].min() > 0  # every channel of a random model matters somewhat
+
+
+def test_damage_criterion_keeps_the_channels_whose_loss_would_hurt_most():
+    model = _model("n")
+    x = torch.rand(2, 3, 64, 64)
+    # Unused channels with tiny filters: nothing to lose, and the smallest norms.
+    unused = torch.tensor([1, 6, 9, 20])
+    _silence(model, "model.13.cv2", unused)
+    damage = removal_damage(model, x, ["model.13.cv2"], progress=False)["model.13.cv2"]
+    used = torch.ones(64, dtype=torch.bool)
+    used[unused] = False
+    assert damage[unused].abs().max() < 1e-6 and damage[used].min() > 0
+    config = ThinningConfig(c3=0.5, criterion="damage")
+    kept = plan(model, config, ["model.13.cv2"], images=x)["model.13.cv2"]
+    assert kept.tolist() == sorted(torch.argsort(damage, descending=True)[:32].tolist())
+    assert not set(unused.tolist()) & set(kept.tolist())
+    # Removing the largest filters would keep exactly these useless channels.
+    assert set(unused.tolist()) <= set(plan(model, ThinningConfig(c3=0.5), ["model.13.cv2"])["model.13.cv2"].tolist())
+    with pytest.raises(ValueError, match="pass images"):
+        plan(model, config, ["model.13.cv2"])
+    with pytest.raises(ValueError, match="float batch"):
+        removal_damage(model, (x * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match="damage_images"):
+        ThinningConfig(criterion="damage", damage_images=0)
+    assert ThinningConfig.from_dict(ThinningConfig(criterion="damage", damage_images=4).to_dict()).damage_images == 4
+
+
+def test_module_keep_thins_some_blocks_more_than_the_rest():
+    model = _model("n")
+    config = ThinningConfig(c3=0.75, bottleneck=0.5, module_keep={17: {"c3": 0.25}, 23: {"bottleneck": 1.0}})
+    kept = {name: len(indices) for name, indices in plan(model, config).items()}
+    assert kept["model.4.cv1"] == 24 and kept["model.4.m.0.cv1"] == 16  # the kinds' fractions of 32
+    assert kept["model.17.cv1"] == 8 and kept["model.17.m.0.cv1"] == 16  # c3 overridden, bottleneck not
+    assert "model.23.m.0.cv1" not in kept and kept["model.23.cv1"] == 96  # kept whole there
+    assert ThinningConfig.from_dict(config.to_dict()) == config  # JSON turns the block keys into strings
+    assert hash(config) == hash(ThinningConfig.from_dict(config.to_dict()))
+    with pytest.raises(ValueError, match=r"module_keep\[17\]: unknown kinds \['c4'\]"):
+        ThinningConfig(module_keep={17: {"c4": 0.5}})
+    with pytest.raises(ValueError, match="expected 0 < keep <= 1, got 0"):
+        ThinningConfig(module_keep={17: {"c3": 0}})
+    with pytest.raises(ValueError, match="block indices"):
+        ThinningConfig(module_keep={"17": {"c3": 0.5}})

@@ -327,6 +327,23 @@ def test_thinning_fade_run_resumes_mid_fade_and_ends_thinned(tmp_path: Path, mon
     assert torch.isfinite(model(torch.rand(1, 3, 64, 64))[0]).all()
 
 
+def test_damage_criterion_plans_on_the_first_training_images(tmp_path: Path, monkeypatch) -> None:
+    from yolotut.data import load_dataset_config
+    from yolotut.models.thinning import ThinningConfig, plan
+
+    thinning = {"c3": 0.5, "modules": [17], "criterion": "damage", "damage_images": 2}
+    config = tiny_config(tmp_path / "run", "dense-finetune", 3, thinning=thinning, thinning_fade_epochs=2)
+    _stop_after_first_checkpoint(config, monkeypatch)
+    stored = load_training_checkpoint(tmp_path / "run" / "last.pt")["thinning_plan"]
+    images = train_module._damage_images(load_dataset_config("pistols"), config, 2)
+    assert images.shape == (2, 3, 256, 256) and 0 <= images.min() and images.max() <= 1
+    # The run's plan is the one measured on those images, and not what the filter norms choose.
+    start = initial_model(config, ["pistol"])
+    expected = plan(start, ThinningConfig.from_dict(thinning), images=images)
+    assert {name: kept.tolist() for name, kept in expected.items()} == stored
+    assert stored != {name: kept.tolist() for name, kept in plan(start, ThinningConfig(c3=0.5, modules=(17,))).items()}
+
+
 @pytest.mark.slow
 def test_thinned_qat_run_exports_a_thinner_int8_model_deepsparse_runs(tmp_path: Path, monkeypatch) -> None:
     from deepsparse import compile_model

@@ -304,7 +304,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--thin-sppf", type=float, metavar="KEEP", help=thin_help % "SPPF")
     p.add_argument(
         "--thin-criterion", metavar="NAME",
-        help="which channels thinning removes: largest-norm (the default: measured to hurt least), smallest-norm or random",
+        help=("which channels thinning removes: largest-norm (the default), smallest-norm, random, or damage "
+              "(measured per channel on 8 training images: minutes before training starts)"),
     )
     p.add_argument(
         "--thin-fade-epochs", type=int, default=0, metavar="N",

@@ -403,7 +403,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         if thinning is not None:
             # Before the recipe wraps the convolutions; a resumed run rebuilds the
             # thinned widths from its checkpoint's model config instead.
-            kept = plan(model, thinning)
+            images = _damage_images(dataset_config, config, thinning.damage_images) if thinning.criterion == "damage" else None
+            kept = plan(model, thinning, images=images)
             if config.thinning_fade_epochs:
                 fade_plan = kept
             else:
@@ -556,6 +557,15 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         seconds=time.perf_counter() - started,
         device=str(device),
     )
+
+
+def _damage_images(dataset_config, config: TrainConfig, count: int) -> torch.Tensor:
+    """The first ``count`` training images, unaugmented, for thinning's ``damage`` criterion."""
+    from yolotut.data import create_dataloader
+
+    loader, _ = create_dataloader(dataset_config, "train", imgsz=config.imgsz, batch_size=count, augment=False,
+                                  shuffle=False, workers=0, max_images=count)
+    return next(iter(loader))[0].float() / 255
 
 
 def _warmup(optimizer, global_step: int, warmup_iters: int, epoch_fraction: float, epochs: int, config: TrainConfig) -> None:

@@ -21,15 +21,18 @@ read a concatenation). The groups of one YOLOv5 (v6.x) model:
 * ``model.K.cv2`` (kind ``c3``): a C3 block's skip branch into ``cv3``;
 * ``model.K.cv1`` of SPPF (kind ``sppf``): read four times (x and three max-pools).
 
-Which channels go is ``ThinningConfig.criterion``, by the L1 norm of each channel's
-BatchNorm-folded filters, summed over the group's producers. The default removes the
+Which channels go is ``ThinningConfig.criterion``: by the L1 norm of each channel's
+BatchNorm-folded filters, summed over the group's producers, at random, or by the
+measured ``damage`` (:func:`removal_damage`: how far removing that channel alone moves
+the features the head reads, on sample images; one forward pass per channel, so
+minutes instead of milliseconds; on pistols it measured no better than the default:
+mAP@0.5 0.332 vs 0.341 after 3 epochs). The default removes the
 channels with the *largest* norms, against the usual rule of thumb, because that is what
 measured best on the COCO YOLOv5n (``benchmarks/README.md``): before any training it
 moved the features the head reads least (removing the smallest norms did worse than a
 random choice), and faded out during training on pistols they left the better model
 (mAP@0.5 after 3 epochs 0.341 against 0.201 for the smallest norms; after 8 epochs
-with QAT 0.536 against 0.413). ``smallest-norm`` and ``random``
-remain available. Kept widths
+with QAT 0.536 against 0.413). The other criteria remain available. Kept widths
 are rounded to a multiple of 8 (``multiple``): a 12-channel layer measured slower in
 DeepSparse than a 16-channel one.
 
@@ -45,17 +48,19 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from yolotut.models.common import C3, SPPF, Conv
 
 __all__ = [
     "CRITERIA", "KINDS", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count",
-    "plan", "thin", "thin_to_widths",
+    "plan", "removal_damage", "thin", "thin_to_widths",
 ]
 
 KINDS = ("bottleneck", "c3", "sppf")
-# Which channels a group loses: largest / smallest BatchNorm-folded filter norms, or random.
-CRITERIA = ("largest-norm", "smallest-norm", "random")
+# Which channels a group loses: largest / smallest BatchNorm-folded filter norms, random,
+# or those whose removal measured least damage (removal_damage, needs sample images).
+CRITERIA = ("largest-norm", "smallest-norm", "random", "damage")
 
 
 @dataclass(frozen=True)
@@ -63,37 +68,54 @@ class ThinningConfig:
     """Fraction of channels to *keep* per group kind (1.0 = untouched).
 
     ``modules``: only groups inside these ``model.K`` indices (``None`` = all).
+    ``module_keep``: fractions for particular blocks, by kind, that override the
+    kind's fraction there, e.g. ``{17: {"c3": 0.25}}`` (thin the head more than the
+    backbone, whose channels measured more damaging to lose).
     ``criterion``: which channels go (:data:`CRITERIA`): those with the largest
     BatchNorm-folded filter norms (measured best, see the module's docstring), the
-    smallest, or a random choice drawn with ``seed``.
+    smallest, a random choice drawn with ``seed``, or ``damage``: those whose removal
+    alone moves the head's features least (:func:`removal_damage`), measured on
+    ``damage_images`` sample images that :func:`plan` is given.
     """
 
     bottleneck: float = 1.0
     c3: float = 1.0
     sppf: float = 1.0
     modules: tuple[int, ...] | None = None
+    module_keep: Mapping[int, Mapping[str, float]] | None = field(default=None, hash=False)
     multiple: int = 8
     criterion: str = "largest-norm"
     seed: int = 0
+    damage_images: int = 8
 
     def __post_init__(self) -> None:
         for kind in KINDS:
-            keep = getattr(self, kind)
-            if not 0.0 < keep <= 1.0:
-                raise ValueError(f"ThinningConfig.{kind} is the fraction of channels to keep: expected 0 < keep <= 1, got {keep}")
+            _check_keep(f"ThinningConfig.{kind}", getattr(self, kind))
+        for module, kinds in (self.module_keep or {}).items():
+            if not isinstance(module, int):
+                raise ValueError(f"ThinningConfig.module_keep: keys are block indices (int), got {module!r}")
+            unknown = sorted(set(kinds) - set(KINDS))
+            if unknown:
+                raise ValueError(f"ThinningConfig.module_keep[{module}]: unknown kinds {unknown}; use {list(KINDS)}")
+            for kind, keep in kinds.items():
+                _check_keep(f"ThinningConfig.module_keep[{module}][{kind!r}]", keep)
         if self.multiple < 1:
             raise ValueError(f"ThinningConfig.multiple must be >= 1, got {self.multiple}")
         if self.criterion not in CRITERIA:
             raise ValueError(f"ThinningConfig.criterion: expected one of {list(CRITERIA)}, got {self.criterion!r}")
+        if self.damage_images < 1:
+            raise ValueError(f"ThinningConfig.damage_images must be >= 1, got {self.damage_images}")
 
     def keep(self, group: ChannelGroup) -> float:
         if self.modules is not None and group.module not in self.modules:
             return 1.0
-        return float(getattr(self, group.kind))
+        override = (self.module_keep or {}).get(group.module, {})
+        return float(override.get(group.kind, getattr(self, group.kind)))
 
     def to_dict(self) -> dict[str, Any]:
+        module_keep = {str(m): dict(kinds) for m, kinds in self.module_keep.items()} if self.module_keep else None
         return {"bottleneck": self.bottleneck, "c3": self.c3, "sppf": self.sppf, "modules": list(self.modules) if self.modules is not None else None,
-                "multiple": self.multiple, "criterion": self.criterion, "seed": self.seed}
+                "module_keep": module_keep, "multiple": self.multiple, "criterion": self.criterion, "seed": self.seed, "damage_images": self.damage_images}
 
     @classmethod
     def from_dict(cls, settings: Mapping[str, Any]) -> ThinningConfig:
@@ -105,7 +127,15 @@ class ThinningConfig:
         values = dict(settings)
         if values.get("modules") is not None:
             values["modules"] = tuple(int(m) for m in values["modules"])
+        if values.get("module_keep") is not None:
+            # JSON keys are strings.
+            values["module_keep"] = {int(m): dict(kinds) for m, kinds in values["module_keep"].items()}
         return cls(**values)
+
+
+def _check_keep(name: str, keep: float) -> None:
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"{name} is the fraction of channels to keep: expected 0 < keep <= 1, got {keep}")
 
 
 @dataclass
@@ -192,12 +222,16 @@ def _kept_width(width: int, keep: float, multiple: int) -> int:
     return min(width, target)
 
 
-def plan(model: nn.Module, config: ThinningConfig, names: Collection[str] | None = None) -> dict[str, torch.Tensor]:
+def plan(
+    model: nn.Module, config: ThinningConfig, names: Collection[str] | None = None, images: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """The channels thinning would keep, per group ``config`` selects (sorted indices); the model is not changed.
 
-    ``names``: only these groups (see :func:`channel_groups`). Groups left whole are
-    not in the result. Hand the plan to :func:`apply_plan`, or first to
-    :class:`ChannelFade` to remove the channels gradually during training.
+    ``names``: only these groups (see :func:`channel_groups`). ``images``: the float
+    batch (0..1, ``N x 3 x H x W``) the ``damage`` criterion measures on; the other
+    criteria do not use it. Groups left whole are not in the result. Hand the plan to
+    :func:`apply_plan`, or first to :class:`ChannelFade` to remove the channels
+    gradually during training.
     """
     groups = channel_groups(model)
     if names is not None:
@@ -205,18 +239,84 @@ def plan(model: nn.Module, config: ThinningConfig, names: Collection[str] | None
         if unknown:
             raise ValueError(f"no channel groups named {unknown} in this model")
         groups = [g for g in groups if g.name in names]
+    widths = {g.name: _kept_width(g.width, config.keep(g), config.multiple) for g in groups}
+    groups = [g for g in groups if widths[g.name] < g.width]
+    damage: dict[str, torch.Tensor] = {}
+    if config.criterion == "damage":
+        if images is None:
+            raise ValueError(
+                "criterion 'damage' measures each channel's removal on sample images: pass images "
+                "(a float batch in 0..1, N x 3 x H x W), or choose another criterion"
+            )
+        damage = removal_damage(model, images, [g.name for g in groups])
     generator = torch.Generator().manual_seed(config.seed)
     chosen: dict[str, torch.Tensor] = {}
     for group in groups:
-        kept = _kept_width(group.width, config.keep(group), config.multiple)
-        if kept < group.width:
-            if config.criterion == "random":
-                order = torch.randperm(group.width, generator=generator)
-            else:
-                # Kept first: the largest norms when the smallest go, and the other way round.
-                order = torch.argsort(group.importance(), descending=config.criterion == "smallest-norm", stable=True)
-            chosen[group.name] = torch.sort(order[:kept]).values
+        if config.criterion == "random":
+            order = torch.randperm(group.width, generator=generator)
+        elif config.criterion == "damage":
+            order = torch.argsort(damage[group.name], descending=True, stable=True)  # the most harmful to lose first
+        else:
+            # Kept first: the largest norms when the smallest go, and the other way round.
+            order = torch.argsort(group.importance(), descending=config.criterion == "smallest-norm", stable=True)
+        chosen[group.name] = torch.sort(order[:widths[group.name]]).values
     return chosen
+
+
+@torch.no_grad()
+def removal_damage(
+    model: nn.Module, images: torch.Tensor, names: Collection[str] | None = None, *, progress: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Per channel of each group: how far removing that channel alone moves the features ``Detect`` reads.
+
+    The relative error ``||f - f_dense|| / ||f_dense||`` of the P3/P4/P5 feature maps on
+    ``images`` (float, 0..1, ``N x 3 x H x W``), averaged over the three levels: the
+    measure of ``benchmarks/thinning_damage.py``. The channel is silenced as a finished
+    :class:`ChannelFade` silences it, which is what removing it does. One forward pass
+    per channel, from the group's block on (the layers before it are computed once), in
+    eval mode; the model is left as it was. ``names``: only these groups.
+    """
+    if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
+        raise ValueError(f"images: expected a float batch N x 3 x H x W in 0..1, got {images.dtype} {tuple(images.shape)}")
+    layers = _index(model)
+    groups = [g for g in channel_groups(model) if names is None or g.name in names]
+    was_training = model.training
+    model.eval()
+    try:
+        images = images.to(next(model.parameters()).device)
+        dense = _forward_layers(layers, [], images, 0)
+        reference = _detect_inputs(layers, dense)
+        result: dict[str, torch.Tensor] = {}
+        for group in tqdm(groups, desc="channel damage", unit="group", disable=not progress):
+            damage = torch.empty(group.width)
+            for channel in range(group.width):
+                fade = ChannelFade(model, {group.name: torch.tensor([c for c in range(group.width) if c != channel])})
+                fade.scale = 0.0
+                try:
+                    start = group.module
+                    features = _detect_inputs(layers, _forward_layers(layers, dense[:start], dense[start - 1] if start else images, start))
+                finally:
+                    fade.remove()
+                damage[channel] = sum(float((f - r).norm() / r.norm()) for f, r in zip(features, reference)) / len(reference)
+            result[group.name] = damage
+    finally:
+        model.train(was_training)
+    return result
+
+
+def _forward_layers(layers: list[nn.Module], earlier: list[torch.Tensor], x: torch.Tensor, start: int) -> list[torch.Tensor]:
+    """Every layer's output up to ``Detect``, given those before ``start`` (DetectionModel.forward's routing)."""
+    outputs = list(earlier)
+    for m in layers[start:-1]:
+        if m.f != -1:
+            x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
+        x = m(x)
+        outputs.append(x)
+    return outputs
+
+
+def _detect_inputs(layers: list[nn.Module], outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [outputs[j] for j in layers[-1].f]
 
 
 def apply_plan(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, int]]:
@@ -241,15 +341,18 @@ def _groups_of_plan(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> dict[
     return groups
 
 
-def thin(model: nn.Module, config: ThinningConfig, names: Collection[str] | None = None) -> dict[str, tuple[int, int]]:
+def thin(
+    model: nn.Module, config: ThinningConfig, names: Collection[str] | None = None, images: torch.Tensor | None = None,
+) -> dict[str, tuple[int, int]]:
     """Remove the channels ``config.criterion`` chooses in every group ``config`` selects, in place.
 
-    ``names``: only these groups (see :func:`channel_groups`). Returns ``{group name:
+    ``names``: only these groups (see :func:`channel_groups`); ``images``: for the
+    ``damage`` criterion (see :func:`plan`). Returns ``{group name:
     (channels before, channels after)}`` for the groups changed. The model's outputs
     change (unless the removed channels were unused): fine-tune it, or fade the
     channels out first (:class:`ChannelFade`).
     """
-    return apply_plan(model, plan(model, config, names))
+    return apply_plan(model, plan(model, config, names, images))
 
 
 class ChannelFade:
