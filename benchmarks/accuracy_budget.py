@@ -6,7 +6,8 @@ model is deployed in (dense: PyTorch fp32; INT8: the exported ONNX in DeepSparse
 ONNX Runtime without it):
 
 * ``dense``: YOLOv5n (SiLU), ``dense-finetune``: the reference;
-* ``dense-hardswish``: the same with Hardswish (the activation swap alone);
+* ``dense-hardswish``: the same with Hardswish (the activation swap alone), and
+  ``dense-hardswish-int8`` with ``finetune-quantization`` too (no thinning);
 * ``thinned-int8``: YOLOv5n-Hardswish, C3 and bottleneck hidden channels halved
   (``thinning={"c3": 0.5, "bottleneck": 0.5}``), ``finetune-quantization``;
 * ``pruned-int8``: YOLOv5n-Hardswish, ``pruning-quantization`` (the recipe's GMP targets);
@@ -14,7 +15,9 @@ ONNX Runtime without it):
   hidden channels removed instead of half), to tell the costs apart;
 * ``thinned-distill-*``: thinning with feature distillation from the unthinned model;
 * ``thinned-fade-*``: the same channels faded out over the first ``--fade-epochs``
-  (default: half the epochs, and before QAT starts), then removed.
+  (default: half the epochs, and before QAT starts), then removed;
+* ``thinned-head-fade-*``: as many multiply-adds removed, but more from the head than
+  from the backbone (``thinning.HEAD_HEAVY``).
 
 ``--criterion`` chooses which channels the thinned variants lose
 (``yolotut.models.thinning.CRITERIA``; default: ``ThinningConfig``'s); give each
@@ -39,12 +42,17 @@ from pathlib import Path
 from yolotut.engines import TorchEngine, create_engine, deepsparse_unavailable_reason
 from yolotut.evaluate import evaluate
 from yolotut.export import export_onnx
+from yolotut.models import thinning
 from yolotut.models.thinning import CRITERIA
 from yolotut.train import TrainConfig, initial_model, load_trained_model, train
+
+HEAD_HEAVY = thinning.HEAD_HEAVY.to_dict()
 
 VARIANTS = {
     "dense": {"recipe": "dense-finetune"},
     "dense-hardswish": {"recipe": "dense-finetune", "activation": "hardswish"},
+    # What INT8 and Hardswish cost without thinning: the floor for the thinned INT8 variants.
+    "dense-hardswish-int8": {"recipe": "finetune-quantization", "activation": "hardswish"},
     "thinned-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}},
     "pruned-int8": {"recipe": "pruning-quantization", "activation": "hardswish"},
     # To tell the costs apart: thinning without QAT, and a milder thinning with QAT.
@@ -56,6 +64,9 @@ VARIANTS = {
     # The same channels faded out during the first --fade-epochs, then removed (ChannelFade).
     "thinned-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True},
     "thinned-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True},
+    # As many multiply-adds removed, more from the head than from the backbone (thinning.HEAD_HEAVY).
+    "thinned-head-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": HEAD_HEAVY, "fade": True},
+    "thinned-head-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": HEAD_HEAVY, "fade": True},
     "thinned-fade-distill-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
     "thinned-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
 }

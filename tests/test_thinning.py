@@ -10,6 +10,7 @@ from torch import nn
 from yolotut.models import build_model, load_checkpoint, save_checkpoint
 from yolotut.models.common import C3
 from yolotut.models.thinning import (
+    HEAD_HEAVY,
     ChannelFade,
     ThinningConfig,
     apply_plan,
@@ -332,3 +333,32 @@ def test_module_keep_thins_some_blocks_more_than_the_rest():
         ThinningConfig(module_keep={17: {"c3": 0}})
     with pytest.raises(ValueError, match="block indices"):
         ThinningConfig(module_keep={"17": {"c3": 0.5}})
+
+
+def _conv_macs(model, x) -> int:
+    total = 0
+
+    def count(conv, _args, output):
+        nonlocal total
+        total += output.numel() * conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]
+
+    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    _out(model, x)
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+def test_head_heavy_removes_the_multiply_adds_of_halving_everything_mostly_in_the_head():
+    x = torch.rand(1, 3, 64, 64)
+    dense = _conv_macs(_model("n"), x)
+    removed = {}
+    for label, config in (("half", ThinningConfig(c3=0.5, bottleneck=0.5)), ("head-heavy", HEAD_HEAVY)):
+        model = _model("n")
+        changed = thin(model, config)
+        removed[label] = 1 - _conv_macs(model, x) / dense
+        if label == "head-heavy":
+            assert changed["model.17.cv1"] == (32, 8) and changed["model.23.m.0.cv1"] == (128, 32)  # head: a quarter
+            assert changed["model.6.cv1"] == (64, 48) and changed["model.6.m.0.cv1"] == (64, 32)  # backbone
+    assert 0.35 < removed["half"] < 0.40
+    assert abs(removed["head-heavy"] - removed["half"]) < 0.02
