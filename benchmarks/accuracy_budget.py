@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=416)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (data order, augmentation, fresh head)")
     parser.add_argument("--before", action="store_true", help="also score the starting model (COCO yolov5n.pt, fresh head)")
     parser.add_argument("--out", default="outputs/benchmarks/accuracy_budget")
     args = parser.parse_args()
@@ -110,6 +111,7 @@ def main() -> None:
             max_images=args.max_images,
             warmup_epochs=min(1.0, args.epochs / 3),
             device=args.device,
+            seed=args.seed,
             out_dir=str(out / name),
             **settings,
         )
@@ -132,6 +134,7 @@ def main() -> None:
             "train_images": args.max_images or "all",
             "train_seconds": round(seconds, 1),
             "device": result.device,
+            "seed": args.seed,
             "config": settings,
         }
         print(f"{name:16s} mAP@0.5 {scores['map50']:.3f}  mAP@0.5:0.95 {scores['map50_95']:.3f}  "
