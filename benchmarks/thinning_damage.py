@@ -45,15 +45,9 @@ def damage(dense: torch.nn.Module, images: torch.Tensor, reference: list[torch.T
     model = copy.deepcopy(dense)
     # multiple=1: round(width * keep) channels stay, so every group loses some.
     config = thinning.ThinningConfig(bottleneck=keep, c3=keep, sppf=keep, multiple=1, criterion=criterion, seed=seed)
-    if criterion == "damage":
-        # What plan() does with this criterion, from the damage measured once for all groups.
-        kept = {name: torch.sort(torch.argsort(removal[name], descending=True)[:round(len(removal[name]) * keep)]).values
-                for name in names}
-        thinning.apply_plan(model, kept)
-    else:
-        thinning.thin(model, config, names)
-    features = detect_features(model.eval(), images)
-    return [float((f - r).norm() / r.norm()) for f, r in zip(features, reference)]
+    # The damage criterion reuses the measurement made once for all groups.
+    thinning.apply_plan(model, thinning.plan(model, config, names, damage=removal if criterion == "damage" else None))
+    return thinning.feature_errors(detect_features(model.eval(), images), reference)
 
 
 def main() -> None:

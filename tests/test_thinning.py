@@ -16,6 +16,7 @@ from yolotut.models.thinning import (
     apply_plan,
     channel_groups,
     conv_weight_count,
+    feature_errors,
     plan,
     removal_damage,
     thin,
@@ -291,6 +292,9 @@ def test_damage_is_what_removing_the_channel_does_to_the_heads_features():
         measured = sum(float((f - r).norm() / r.norm()) for f, r in zip(features, reference)) / 3
         assert damage[name][channel].item() == pytest.approx(measured, rel=1e-4, abs=1e-6)
     assert damage["model.4.cv1"].min() > 0  # every channel of a random model matters somewhat
+    assert feature_errors(reference, reference) == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="2 feature maps against 3"):
+        feature_errors(reference[:2], reference)
 
 
 def test_damage_criterion_keeps_the_channels_whose_loss_would_hurt_most():
@@ -311,6 +315,12 @@ def test_damage_criterion_keeps_the_channels_whose_loss_would_hurt_most():
     assert set(unused.tolist()) <= set(plan(model, ThinningConfig(c3=0.5), ["model.13.cv2"])["model.13.cv2"].tolist())
     with pytest.raises(ValueError, match="pass images"):
         plan(model, config, ["model.13.cv2"])
+    # A measurement made before gives the same plan, and must fit the groups planned.
+    assert plan(model, config, ["model.13.cv2"], damage={"model.13.cv2": damage})["model.13.cv2"].equal(kept)
+    with pytest.raises(ValueError, match="no measurement for group model.13.cv2"):
+        plan(model, config, ["model.13.cv2"], damage={"model.17.cv2": damage})
+    with pytest.raises(ValueError, match="another model"):
+        plan(model, config, ["model.13.cv2"], damage={"model.13.cv2": damage[:32]})
     with pytest.raises(ValueError, match="float batch"):
         removal_damage(model, (x * 255).to(torch.uint8))
     with pytest.raises(ValueError, match="damage_images"):

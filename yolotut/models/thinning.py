@@ -42,7 +42,7 @@ checkpoint of a thinned model rebuilds with :func:`~yolotut.models.model_from_co
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 from yolotut.models.common import C3, SPPF, Conv
 
 __all__ = [
-    "CRITERIA", "HEAD_HEAVY", "KINDS", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count",
+    "CRITERIA", "HEAD_HEAVY", "KINDS", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count", "feature_errors",
     "plan", "removal_damage", "thin", "thin_to_widths",
 ]
 
@@ -230,14 +230,16 @@ def _kept_width(width: int, keep: float, multiple: int) -> int:
 
 def plan(
     model: nn.Module, config: ThinningConfig, names: Collection[str] | None = None, images: torch.Tensor | None = None,
+    *, damage: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """The channels thinning would keep, per group ``config`` selects (sorted indices); the model is not changed.
 
     ``names``: only these groups (see :func:`channel_groups`). ``images``: the float
     batch (0..1, ``N x 3 x H x W``) the ``damage`` criterion measures on; the other
-    criteria do not use it. Groups left whole are not in the result. Hand the plan to
-    :func:`apply_plan`, or first to :class:`ChannelFade` to remove the channels
-    gradually during training.
+    criteria do not use it. ``damage``: instead of ``images``, the result of
+    :func:`removal_damage` measured before, so that several plans share one measurement.
+    Groups left whole are not in the result. Hand the plan to :func:`apply_plan`, or
+    first to :class:`ChannelFade` to remove the channels gradually during training.
     """
     groups = channel_groups(model)
     if names is not None:
@@ -247,14 +249,15 @@ def plan(
         groups = [g for g in groups if g.name in names]
     widths = {g.name: _kept_width(g.width, config.keep(g), config.multiple) for g in groups}
     groups = [g for g in groups if widths[g.name] < g.width]
-    damage: dict[str, torch.Tensor] = {}
     if config.criterion == "damage":
-        if images is None:
-            raise ValueError(
-                "criterion 'damage' measures each channel's removal on sample images: pass images "
-                "(a float batch in 0..1, N x 3 x H x W), or choose another criterion"
-            )
-        damage = removal_damage(model, images, [g.name for g in groups])
+        if damage is None:
+            if images is None:
+                raise ValueError(
+                    "criterion 'damage' measures each channel's removal on sample images: pass images "
+                    "(a float batch in 0..1, N x 3 x H x W) or a removal_damage() result, or choose another criterion"
+                )
+            damage = removal_damage(model, images, [g.name for g in groups])
+        _check_damage(damage, groups)
     generator = torch.Generator().manual_seed(config.seed)
     chosen: dict[str, torch.Tensor] = {}
     for group in groups:
@@ -267,6 +270,17 @@ def plan(
             order = torch.argsort(group.importance(), descending=config.criterion == "smallest-norm", stable=True)
         chosen[group.name] = torch.sort(order[:widths[group.name]]).values
     return chosen
+
+
+def _check_damage(damage: Mapping[str, torch.Tensor], groups: list[ChannelGroup]) -> None:
+    for group in groups:
+        if group.name not in damage:
+            raise ValueError(f"damage: no measurement for group {group.name}; measure it with removal_damage(model, images)")
+        if damage[group.name].shape != (group.width,):
+            raise ValueError(
+                f"damage for {group.name} has shape {tuple(damage[group.name].shape)}, the group has {group.width} "
+                "channels: it was measured on another model"
+            )
 
 
 @torch.no_grad()
@@ -303,11 +317,18 @@ def removal_damage(
                     features = _detect_inputs(layers, _forward_layers(layers, dense[:start], dense[start - 1] if start else images, start))
                 finally:
                     fade.remove()
-                damage[channel] = sum(float((f - r).norm() / r.norm()) for f, r in zip(features, reference)) / len(reference)
+                damage[channel] = sum(feature_errors(features, reference)) / len(reference)
             result[group.name] = damage
     finally:
         model.train(was_training)
     return result
+
+
+def feature_errors(features: Sequence[torch.Tensor], reference: Sequence[torch.Tensor]) -> list[float]:
+    """``||f - r|| / ||r||`` per feature map: how far ``features`` moved from ``reference``."""
+    if len(features) != len(reference):
+        raise ValueError(f"{len(features)} feature maps against {len(reference)} reference maps")
+    return [float((f - r).norm() / r.norm()) for f, r in zip(features, reference)]
 
 
 def _forward_layers(layers: list[nn.Module], earlier: list[torch.Tensor], x: torch.Tensor, start: int) -> list[torch.Tensor]:
