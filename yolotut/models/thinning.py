@@ -53,8 +53,8 @@ from tqdm.auto import tqdm
 from yolotut.models.common import C3, SPPF, Conv
 
 __all__ = [
-    "CRITERIA", "HEAD_HEAVY", "KINDS", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count", "feature_errors",
-    "plan", "removal_damage", "thin", "thin_to_widths",
+    "CRITERIA", "HEAD_HEAVY", "KINDS", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count",
+    "feature_errors", "plan", "removal_damage", "thin", "thin_to_widths",
 ]
 
 KINDS = ("bottleneck", "c3", "sppf")
