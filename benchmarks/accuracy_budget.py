@@ -18,6 +18,9 @@ ONNX Runtime without it):
   (default: half the epochs, and before QAT starts), then removed;
 * ``thinned-head-fade-*``: as many multiply-adds removed, but more from the head than
   from the backbone (``thinning.HEAD_HEAVY``).
+* ``thinned-split-fade-*``: about the halved model's speed, with the stride-4 C3 kept
+  whole and the low-resolution backbone C3s thinned to a quarter
+  (``thinning.BACKBONE_SPLIT``).
 
 ``--criterion`` chooses which channels the thinned variants lose
 (``yolotut.models.thinning.CRITERIA``; default: ``ThinningConfig``'s); give each
@@ -47,6 +50,7 @@ from yolotut.models.thinning import CRITERIA
 from yolotut.train import TrainConfig, initial_model, load_trained_model, train
 
 HEAD_HEAVY = thinning.HEAD_HEAVY.to_dict()
+BACKBONE_SPLIT = thinning.BACKBONE_SPLIT.to_dict()
 
 VARIANTS = {
     "dense": {"recipe": "dense-finetune"},
@@ -67,6 +71,9 @@ VARIANTS = {
     # As many multiply-adds removed, more from the head than from the backbone (thinning.HEAD_HEAVY).
     "thinned-head-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": HEAD_HEAVY, "fade": True},
     "thinned-head-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": HEAD_HEAVY, "fade": True},
+    # About the halved model's speed, block 2 kept whole, blocks 6 and 8 to a quarter (thinning.BACKBONE_SPLIT).
+    "thinned-split-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": BACKBONE_SPLIT, "fade": True},
+    "thinned-split-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": BACKBONE_SPLIT, "fade": True},
     "thinned-fade-distill-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
     "thinned-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
 }

@@ -61,7 +61,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 import yolotut.compat  # noqa: E402,F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
-from yolotut.models.thinning import HEAD_HEAVY, ThinningConfig  # noqa: E402
+from yolotut.models.thinning import BACKBONE_SPLIT, HEAD_HEAVY, ThinningConfig  # noqa: E402
 from yolotut.sparsify import BLOCK, RECIPE_DENSE, UNSTRUCTURED, SparsityConfig  # noqa: E402
 
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks"
@@ -210,6 +210,8 @@ def structured_grid() -> list[Point]:
         ("thin C3 branches to 25%", ThinningConfig(c3=0.25)),
         # As many multiply-adds removed as "C3 50%, bottlenecks 50%", more of them in the head.
         ("thin head C3s to 25%, backbone C3 75% / bottlenecks 50%", HEAD_HEAVY),
+        # Block 2 whole, blocks 6 and 8 to a quarter: time taken where it costs least damage.
+        ("thin split: model.2 whole, model.6/8 to 25%, rest 50%", BACKBONE_SPLIT),
     ):
         points.append(Point(label, "channels thinned", dense, method="pipeline", thinning=thinning))
     return points

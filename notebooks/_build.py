@@ -1229,7 +1229,7 @@ Two kinds of sparsity are compared:
 
 The quick profile measures YOLOv5n-Hardswish in two short rounds (about a minute);
 the full profile YOLOv5s and YOLOv5n in five. The blog author's model runs in the
-same rounds. `benchmarks/README.md` has the full search (27 zero patterns, 6 thinnings).
+same rounds. `benchmarks/README.md` has the full search (27 zero patterns and the channel thinnings).
 '''),
     code('''
 import subprocess

@@ -10,6 +10,7 @@ from torch import nn
 from yolotut.models import build_model, load_checkpoint, save_checkpoint
 from yolotut.models.common import C3
 from yolotut.models.thinning import (
+    BACKBONE_SPLIT,
     HEAD_HEAVY,
     ChannelFade,
     ThinningConfig,
@@ -372,3 +373,11 @@ def test_head_heavy_removes_the_multiply_adds_of_halving_everything_mostly_in_th
             assert changed["model.6.cv1"] == (64, 48) and changed["model.6.m.0.cv1"] == (64, 32)  # backbone
     assert 0.35 < removed["half"] < 0.40
     assert abs(removed["head-heavy"] - removed["half"]) < 0.02
+
+
+def test_backbone_split_keeps_block_2_whole_and_quarters_blocks_6_and_8():
+    changed = thin(_model("n"), BACKBONE_SPLIT)
+    assert not any(name.startswith("model.2.") for name in changed)
+    assert changed["model.6.cv1"] == (64, 16) and changed["model.8.m.0.cv1"] == (128, 32)  # a quarter
+    assert changed["model.4.cv1"] == (32, 16) and changed["model.17.cv1"] == (32, 16)  # the rest halved
+    assert ThinningConfig.from_dict(BACKBONE_SPLIT.to_dict()) == BACKBONE_SPLIT

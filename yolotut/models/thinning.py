@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 from yolotut.models.common import C3, SPPF, Conv
 
 __all__ = [
-    "CRITERIA", "HEAD_HEAVY", "KINDS", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count",
+    "BACKBONE_SPLIT", "CRITERIA", "HEAD_HEAVY", "KINDS", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count",
     "feature_errors", "plan", "removal_damage", "thin", "thin_to_widths",
 ]
 
@@ -142,6 +142,13 @@ def _check_keep(name: str, keep: float) -> None:
 # (37 % of YOLOv5n's), taken more from the head (YOLOv5 v6 blocks 13, 17, 20, 23),
 # whose channels measured less damaging to lose (benchmarks/thinning_damage.py).
 HEAD_HEAVY = ThinningConfig(c3=0.75, bottleneck=0.5, module_keep={m: {"c3": 0.25, "bottleneck": 0.25} for m in (13, 17, 20, 23)})
+
+# Halving saves the most time at stride 4 (block 2), where it also does the most damage,
+# and saves time per damage best in the low-resolution backbone (blocks 6 and 8): keep
+# block 2 whole, thin blocks 6 and 8 to a quarter, halve the rest. Measured as fast as
+# halving everything and no more accurate (benchmarks/README.md); kept to reproduce that.
+BACKBONE_SPLIT = ThinningConfig(c3=0.5, bottleneck=0.5, module_keep={2: {"c3": 1.0, "bottleneck": 1.0},
+                                                                    **{m: {"c3": 0.25, "bottleneck": 0.25} for m in (6, 8)}})
 
 
 @dataclass
