@@ -210,7 +210,7 @@ def structured_grid() -> list[Point]:
         ("thin C3 branches to 25%", ThinningConfig(c3=0.25)),
         # As many multiply-adds removed as "C3 50%, bottlenecks 50%", more of them in the head.
         ("thin head C3s to 25%, backbone C3 75% / bottlenecks 50%", HEAD_HEAVY),
-        # Block 2 whole, blocks 6 and 8 to a quarter: time taken where it costs least damage.
+        # Block 2 whole, blocks 6 and 8 to a quarter: more taken where a group does least damage.
         ("thin split: model.2 whole, model.6/8 to 25%, rest 50%", BACKBONE_SPLIT),
     ):
         points.append(Point(label, "channels thinned", dense, method="pipeline", thinning=thinning))
