@@ -146,7 +146,7 @@ HEAD_HEAVY = ThinningConfig(c3=0.75, bottleneck=0.5, module_keep={m: {"c3": 0.25
 # Halving saves the most time at stride 4 (block 2), where a group also does the most
 # damage; in the backbone, blocks 6 and 8 do the least per group. So: keep block 2 whole,
 # thin blocks 6 and 8 to a quarter, halve the rest. Measured as fast as halving everything
-# and no more accurate (benchmarks/README.md); kept to reproduce that.
+# and less accurate (benchmarks/README.md); kept to reproduce that.
 BACKBONE_SPLIT = ThinningConfig(c3=0.5, bottleneck=0.5, module_keep={2: {"c3": 1.0, "bottleneck": 1.0},
                                                                     **{m: {"c3": 0.25, "bottleneck": 0.25} for m in (6, 8)}})
 
