@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=416)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--weights", default="yolov5n", help="where every variant starts: an asset, a checkpoint or the "
+                        "final.pt of a run trained without QAT (default: the COCO yolov5n.pt)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (data order, augmentation, fresh head)")
     parser.add_argument("--before", action="store_true", help="also score the starting model (COCO yolov5n.pt, fresh head)")
     parser.add_argument("--out", default="outputs/benchmarks/accuracy_budget")
@@ -110,8 +112,9 @@ def main() -> None:
             settings["thinning_fade_epochs"] = fade_epochs
         if "thinning" in settings and args.criterion is not None:
             settings["thinning"] = {**settings["thinning"], "criterion": args.criterion}
+        if args.weights != "yolov5n":
+            settings["weights"] = args.weights
         config = TrainConfig(
-            weights="yolov5n",
             epochs=args.epochs,
             imgsz=args.imgsz,
             batch_size=args.batch_size,
@@ -120,7 +123,7 @@ def main() -> None:
             device=args.device,
             seed=args.seed,
             out_dir=str(out / name),
-            **settings,
+            **{"weights": "yolov5n", **settings},
         )
         started = time.perf_counter()
         result = train(config)

@@ -373,3 +373,37 @@ def test_thinned_qat_run_exports_a_thinner_int8_model_deepsparse_runs(tmp_path: 
     engine = compile_model(str(path), batch_size=1, num_cores=1)
     assert engine.fraction_of_supported_ops == 1.0
     assert engine.run([np.zeros((1, 3, 256, 256), dtype=np.uint8)])[0].shape == (1, 3 * (32 * 32 + 16 * 16 + 8 * 8), 6)
+
+
+def test_a_finished_run_is_a_starting_point_and_unfinished_structure_is_refused(tmp_path: Path, monkeypatch) -> None:
+    # Train dense, then thin the *trained* model: weights= takes the first run's final.pt.
+    dense = train(tiny_config(tmp_path / "dense", "dense-finetune", 1), progress=False)
+    start = initial_model(tiny_config(tmp_path / "unused", "dense-finetune", 1, weights=str(dense.final_checkpoint)), ["pistol"])
+    trained = load_trained_model(dense.final_checkpoint)
+    assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), trained.state_dict().values()))
+    as_hardswish = initial_model(
+        tiny_config(tmp_path / "unused", "dense-finetune", 1, weights=str(dense.final_checkpoint), activation="hardswish"), ["pistol"]
+    )
+    assert as_hardswish.activation == "hardswish" and torch.equal(as_hardswish.model[-1].m[0].weight, trained.model[-1].m[0].weight)
+
+    # A QAT run's weights sit in fake-quant modules, which this run's recipe would wrap again.
+    payload = load_training_checkpoint(dense.final_checkpoint)
+    train_module.save_training_checkpoint(tmp_path / "qat.pt", {**payload, "quantized": True})
+    with pytest.raises(ValueError, match="quantization-aware training"):
+        initial_model(tiny_config(tmp_path / "unused", "dense-finetune", 1, weights=str(tmp_path / "qat.pt")), ["pistol"])
+
+    # Stopped mid-fade: the model still holds the channels that were to go.
+    fading = tiny_config(tmp_path / "fading", "dense-finetune", 2, thinning={"c3": 0.5}, thinning_fade_epochs=2)
+    _stop_after_first_checkpoint(fading, monkeypatch)
+    with pytest.raises(ValueError, match="still fading"):
+        initial_model(tiny_config(tmp_path / "unused", "dense-finetune", 1, weights=str(tmp_path / "fading" / "last.pt")), ["pistol"])
+
+    # A thinned run starts the next one as it is, but cannot be rebuilt with another activation.
+    thinned = train(tiny_config(tmp_path / "thinned", "dense-finetune", 1, thinning={"c3": 0.5}), progress=False)
+    again = initial_model(tiny_config(tmp_path / "unused", "dense-finetune", 1, weights=str(thinned.final_checkpoint)), ["pistol"])
+    assert again.thinned["model.6.cv1"] == 32
+    with pytest.raises(ValueError, match="thinned model"):
+        initial_model(
+            tiny_config(tmp_path / "unused", "dense-finetune", 1, weights=str(thinned.final_checkpoint), activation="hardswish"),
+            ["pistol"],
+        )

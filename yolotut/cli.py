@@ -294,7 +294,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", default="dense-finetune", help="shipped recipe name or a recipe file")
     p.add_argument("--recipe-arg", action="append", default=[], metavar="KEY=VALUE", help="override a recipe variable")
     p.add_argument("--data", default="pistols", help="dataset name (pistols, asl) or dataset yaml")
-    p.add_argument("--weights", default="yolov5n", help="asset name or .pt path; 'none' to start from scratch")
+    p.add_argument("--weights", default="yolov5n", help="asset name or .pt path (a model checkpoint, or the final.pt of a run "
+                   "trained without QAT, e.g. to thin a trained model); 'none' to start from scratch")
     p.add_argument("--size", default="n", choices=["n", "s", "m", "l", "x"], help="model size when --weights none")
     p.add_argument("--activation", choices=["silu", "hardswish", "relu"], help="override the activation")
     p.add_argument("--epochs", type=int, help="overrides the recipe's num_epochs")

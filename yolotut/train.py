@@ -54,7 +54,9 @@ class TrainConfig:
     """Everything a training run needs; saved into every checkpoint."""
 
     data: str = "pistols"
-    weights: str | None = "yolov5n"  # asset name, .pt path, or None to start from scratch
+    # Asset name, .pt path (a model checkpoint, or the final.pt of a run trained without
+    # QAT), or None to start from scratch.
+    weights: str | None = "yolov5n"
     size: str = "n"  # used when weights is None
     activation: str | None = None  # override the checkpoint's activation (e.g. "hardswish")
     # Channels to keep before training starts (yolotut.models.thinning.ThinningConfig
@@ -172,21 +174,46 @@ def initial_model(config: TrainConfig, names: list[str]) -> nn.Module:
     An activation override rebuilds the graph with the other activation and keeps
     every weight (activations have none), as the blog did for Hardswish.
     """
-    from yolotut.models import build_model, load_checkpoint
+    from yolotut.models import build_model
 
     if config.weights is None:
         return build_model(config.size, num_classes=len(names), activation=config.activation or "silu", names=names)
 
-    source = load_checkpoint(_resolve_weights(config.weights))
+    source = _load_start(_resolve_weights(config.weights))
     activation = config.activation or getattr(source, "activation", "silu")
     if source.nc == len(names) and activation == getattr(source, "activation", "silu"):
         source.names = list(names)
         return source
+    if getattr(source, "thinned", None):
+        raise ValueError(
+            f"weights {config.weights!r} are a thinned model; rebuilding it for {len(names)} classes or another "
+            "activation would drop its thinned layers: start from the unthinned model and thin in this run"
+        )
     model = build_model(
         source.size, num_classes=len(names), activation=activation, anchors=source.config["anchors"], names=names
     )
     transfer_weights(source, model)
     return model
+
+
+def _load_start(path: Path) -> nn.Module:
+    """A model checkpoint (Ultralytics or yolotut), or the final.pt of a run trained without QAT."""
+    from yolotut.models import load_checkpoint, model_from_config
+
+    try:
+        payload = load_training_checkpoint(path)
+    except ValueError:
+        return load_checkpoint(path)
+    if payload["quantized"]:
+        raise ValueError(
+            f"{path}: that run ended with quantization-aware training; start from a run trained without it "
+            "(e.g. recipe dense-finetune) and let this run's recipe quantize"
+        )
+    if payload.get("thinning_plan"):
+        raise ValueError(f"{path}: that run stopped while channels were still fading out; finish it first (--resume)")
+    model = model_from_config(payload["model_config"])
+    model.load_state_dict(payload["model"])
+    return model.eval()
 
 
 def _resolve_weights(weights: str) -> Path:
