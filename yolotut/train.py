@@ -198,7 +198,7 @@ def initial_model(config: TrainConfig, names: list[str]) -> nn.Module:
 
 def _load_start(path: Path) -> nn.Module:
     """A model checkpoint (Ultralytics or yolotut), or the final.pt of a run trained without QAT."""
-    from yolotut.models import load_checkpoint, model_from_config
+    from yolotut.models import load_checkpoint
 
     try:
         payload = load_training_checkpoint(path)
@@ -211,9 +211,7 @@ def _load_start(path: Path) -> nn.Module:
         )
     if payload.get("thinning_plan"):
         raise ValueError(f"{path}: that run stopped while channels were still fading out; finish it first (--resume)")
-    model = model_from_config(payload["model_config"])
-    model.load_state_dict(payload["model"])
-    return model.eval()
+    return _model_from_payload(payload)
 
 
 def _resolve_weights(weights: str) -> Path:
@@ -348,9 +346,12 @@ def load_trained_model(path: str | Path) -> nn.Module:
     A checkpoint saved after quantization-aware training started holds fake-quant
     scales and observers; the recipe's structure is re-applied before loading them.
     """
+    return _model_from_payload(load_training_checkpoint(path))
+
+
+def _model_from_payload(payload: dict[str, Any]) -> nn.Module:
     from yolotut.models import model_from_config
 
-    payload = load_training_checkpoint(path)
     model = model_from_config(payload["model_config"])
     if payload["quantized"]:
         _manager_from_checkpoint(payload).apply_structure(model, epoch=math.inf, loggers=quiet_loggers())
