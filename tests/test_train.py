@@ -305,6 +305,23 @@ def _stop_after_first_checkpoint(config: TrainConfig, monkeypatch) -> None:
     monkeypatch.setattr(train_module, "save_training_checkpoint", original_save)
 
 
+def test_a_resumed_run_trains_on_the_same_data_as_an_uninterrupted_one(tmp_path: Path, monkeypatch) -> None:
+    # Without EMA the checkpoint holds the very weights being trained, so a resumed run
+    # must end bit-identical to an uninterrupted one, provided it draws the same images
+    # and augmentations (not epoch 0's again).
+    whole = train(tiny_config(tmp_path / "whole", "dense-finetune", 2, ema=False), progress=False)
+    config = tiny_config(tmp_path / "stopped", "dense-finetune", 2, ema=False)
+    _stop_after_first_checkpoint(config, monkeypatch)
+    resumed = train(config, resume=True, progress=False)
+    assert resumed.epochs_run == 1
+    losses = [[h[k] for k in ("box", "obj", "cls")] for h in resumed.history]
+    assert losses == [[h[k] for k in ("box", "obj", "cls")] for h in whole.history]
+    assert all(h["seconds"] > 0 for h in resumed.history)
+    expected = load_training_checkpoint(whole.final_checkpoint)["model"]
+    got = load_training_checkpoint(resumed.final_checkpoint)["model"]
+    assert all(torch.equal(got[name], weights) for name, weights in expected.items())
+
+
 def test_thinning_fade_run_resumes_mid_fade_and_ends_thinned(tmp_path: Path, monkeypatch) -> None:
     # Three epochs, the channels fade over the first two (scale 0.5 after epoch 0, 0 after
     # epoch 1, then removed). Stopped after epoch 0: the checkpoint holds the unthinned

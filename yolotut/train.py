@@ -11,9 +11,11 @@ Known SparseML practice that the loop applies:
   observed ranges. The EMA weights are copied into the model first, so the better
   (averaged) weights are the ones that get quantized.
 * Every epoch writes ``last.pt`` atomically (model, optimizer, EMA, epoch, recipe,
-  recipe variables). ``resume=True`` rebuilds the model, re-applies the recipe's
-  structure (QAT modules) at the saved epoch and continues at the next epoch: no
-  progress is lost beyond the epoch in flight.
+  recipe variables, and where the data order and augmentation draws stand).
+  ``resume=True`` rebuilds the model, re-applies the recipe's structure (QAT modules)
+  at the saved epoch and continues at the next epoch with the images and augmentations
+  the uninterrupted run would have drawn: no progress is lost beyond the epoch in
+  flight.
 """
 
 from __future__ import annotations
@@ -445,6 +447,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         teacher = initial_model(config, dataset_config.names) if config.distill > 0 else None
         if payload.get("thinning_plan"):
             fade_plan = {name: torch.tensor(kept) for name, kept in payload["thinning_plan"].items()}
+        if payload.get("data_state") is not None:
+            _restore_data_state(loader, payload["data_state"])
     model_config = model.config
     model.to(device).train()
 
@@ -494,6 +498,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             use_amp = False
             scaler = torch.amp.GradScaler("cuda", enabled=False)
         model.train()
+        epoch_started = time.perf_counter()
         sums = torch.zeros(3)
         distill_sum = 0.0
         bar = tqdm(
@@ -546,6 +551,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 model_config = model.config
                 fade, fade_plan = None, None
         record["sparsity"] = conv_weight_sparsity(model)
+        # Per epoch, so that a run resumed over several sessions still adds up its time.
+        record["seconds"] = round(time.perf_counter() - epoch_started, 1)
         history.append(record)
         finished = epoch == epochs - 1
         if finished:
@@ -569,6 +576,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 "history": history,
                 # Channels still fading out (their removal is still to come), as plain lists.
                 "thinning_plan": {name: kept.tolist() for name, kept in fade_plan.items()} if fade_plan else None,
+                "data_state": _data_state(loader),
             },
         )
 
@@ -585,6 +593,17 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         seconds=time.perf_counter() - started,
         device=str(device),
     )
+
+
+def _data_state(loader) -> dict[str, Any]:
+    """Where the data stream stands: the shuffle/worker-seed generator and the
+    augmentation RNG of the main process (the one that draws when ``workers=0``)."""
+    return {"generator": loader.generator.get_state(), "augment_rng": loader.dataset.rng.bit_generator.state}
+
+
+def _restore_data_state(loader, state: dict[str, Any]) -> None:
+    loader.generator.set_state(state["generator"])
+    loader.dataset.rng.bit_generator.state = state["augment_rng"]
 
 
 def _damage_images(dataset_config, config: TrainConfig, count: int) -> torch.Tensor:
