@@ -151,14 +151,15 @@ def main() -> None:
         if args.resume and (run_dir / "final.pt").exists():
             checkpoint = load_training_checkpoint(run_dir / "final.pt")
             _check_same_run(checkpoint["config"], config)
-            final_checkpoint, history, device = run_dir / "final.pt", checkpoint["history"], "(earlier run)"
+            final_checkpoint, history = run_dir / "final.pt", checkpoint["history"]
         else:
             resume = args.resume and (run_dir / "last.pt").exists()
             if resume:
                 _check_same_run(load_training_checkpoint(run_dir / "last.pt")["config"], config)
             result = train(config, resume=resume)
-            final_checkpoint, history, device = result.final_checkpoint, result.history, result.device
+            final_checkpoint, history = result.final_checkpoint, result.history
         epoch_seconds = [record.get("seconds") for record in history]
+        device = ", ".join(sorted({record.get("device", "not recorded") for record in history}))
         # Runs trained before epochs were timed only have this invocation's time.
         seconds = sum(epoch_seconds) if None not in epoch_seconds else time.perf_counter() - started
         model = load_trained_model(final_checkpoint)

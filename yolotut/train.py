@@ -551,8 +551,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 model_config = model.config
                 fade, fade_plan = None, None
         record["sparsity"] = conv_weight_sparsity(model)
-        # Per epoch, so that a run resumed over several sessions still adds up its time.
+        # Per epoch, so that a run resumed over several sessions (or machines) still adds up its time.
         record["seconds"] = round(time.perf_counter() - epoch_started, 1)
+        record["device"] = str(device)
         history.append(record)
         finished = epoch == epochs - 1
         if finished:
