@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -147,7 +146,6 @@ def main() -> None:
             **{"weights": "yolov5n", **settings},
         )
         run_dir = Path(config.out_dir)
-        started = time.perf_counter()
         if args.resume and (run_dir / "final.pt").exists():
             checkpoint = load_training_checkpoint(run_dir / "final.pt")
             _check_same_run(checkpoint["config"], config)
@@ -160,8 +158,8 @@ def main() -> None:
             final_checkpoint, history = result.final_checkpoint, result.history
         epoch_seconds = [record.get("seconds") for record in history]
         device = ", ".join(sorted({record.get("device", "not recorded") for record in history}))
-        # Runs trained before epochs were timed only have this invocation's time.
-        seconds = sum(epoch_seconds) if None not in epoch_seconds else time.perf_counter() - started
+        # Runs trained before epochs were timed: their training time is not known here.
+        seconds = None if None in epoch_seconds else sum(epoch_seconds)
         model = load_trained_model(final_checkpoint)
         if name.endswith("-int8"):
             path = export_onnx(model, out / f"{name}.onnx", imgsz=args.imgsz, uint8_input=True).path
@@ -176,13 +174,14 @@ def main() -> None:
             "engine": engine_name,
             "epochs": args.epochs,
             "train_images": args.max_images or "all",
-            "train_seconds": round(seconds, 1),
+            "train_seconds": None if seconds is None else round(seconds, 1),
             "device": device,
             "seed": args.seed,
             "config": settings,
         }
+        trained = "for an unrecorded time" if seconds is None else f"{seconds / 60:.1f} min"
         print(f"{name:16s} mAP@0.5 {scores['map50']:.3f}  mAP@0.5:0.95 {scores['map50_95']:.3f}  "
-              f"({scores['images']} images, {engine_name}); trained {seconds / 60:.1f} min on {device}", flush=True)
+              f"({scores['images']} images, {engine_name}); trained {trained} on {device}", flush=True)
         summary_path = out / "accuracy_budget.json"
         # Several invocations may share --out: keep the variants measured earlier.
         earlier = json.loads(summary_path.read_text())["results"] if summary_path.exists() else {}
