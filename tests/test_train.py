@@ -16,6 +16,7 @@ from yolotut.train import (
     available_recipes,
     build_optimizer,
     conv_weight_sparsity,
+    distillation_teacher,
     initial_model,
     load_manager,
     load_trained_model,
@@ -390,6 +391,30 @@ def test_thinned_qat_run_exports_a_thinner_int8_model_deepsparse_runs(tmp_path: 
     engine = compile_model(str(path), batch_size=1, num_cores=1)
     assert engine.fraction_of_supported_ops == 1.0
     assert engine.run([np.zeros((1, 3, 256, 256), dtype=np.uint8)])[0].shape == (1, 3 * (32 * 32 + 16 * 16 + 8 * 8), 6)
+
+
+def test_the_distillation_teacher_keeps_the_activation_its_weights_were_trained_with(tmp_path: Path) -> None:
+    from yolotut.distill import detect_features
+
+    # The blog's swap: COCO yolov5n.pt (SiLU) trained on as YOLOv5n-Hardswish.
+    config = tiny_config(tmp_path / "run", "finetune-quantization", 1, activation="hardswish", distill=1.0)
+    student = initial_model(config, ["pistol"])
+    teacher = distillation_teacher(config, ["pistol"], start=student)
+    assert student.activation == "hardswish" and teacher.activation == "silu"
+    backbone = [name for name in student.state_dict() if not name.startswith("model.24.")]
+    assert all(torch.equal(student.state_dict()[name], teacher.state_dict()[name]) for name in backbone)
+    images = torch.rand(1, 3, 128, 128)
+    swapped = detect_features(student.eval(), images)
+    as_trained = detect_features(teacher.eval(), images)
+    assert [f.shape for f in swapped] == [f.shape for f in as_trained]
+    assert not torch.allclose(swapped[0], as_trained[0], atol=1e-3)
+
+    # No override: a copy of the start, not the start itself.
+    config = tiny_config(tmp_path / "run", "finetune-quantization", 1, distill=1.0)
+    student = initial_model(config, ["pistol"])
+    teacher = distillation_teacher(config, ["pistol"], start=student)
+    assert teacher is not student and teacher.activation == student.activation == "silu"
+    assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), teacher.state_dict().values()))
 
 
 def test_a_finished_run_is_a_starting_point_and_unfinished_structure_is_refused(tmp_path: Path, monkeypatch) -> None:

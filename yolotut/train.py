@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -196,6 +196,21 @@ def initial_model(config: TrainConfig, names: list[str]) -> nn.Module:
     )
     transfer_weights(source, model)
     return model
+
+
+def distillation_teacher(config: TrainConfig, names: list[str], start: nn.Module | None = None) -> nn.Module:
+    """The unthinned model a thinned run learns its ``Detect`` inputs back from: the start.
+
+    ``start``: the run's starting model before thinning, if built already (it is copied).
+    With an activation override (a SiLU checkpoint trained on, as the blog did, with
+    Hardswish), the teacher keeps the activation its weights were trained with: the
+    rebuilt copy's features are not the ones those weights learned to make.
+    """
+    if config.weights is not None and config.activation is not None:
+        as_trained = initial_model(replace(config, activation=None), names)
+        if getattr(as_trained, "activation", "silu") != config.activation:
+            return as_trained
+    return copy.deepcopy(start) if start is not None else initial_model(config, names)
 
 
 def _load_start(path: Path) -> nn.Module:
@@ -429,7 +444,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     fade_plan: dict[str, torch.Tensor] | None = None
     if payload is None:
         model = initial_model(config, dataset_config.names)
-        teacher = copy.deepcopy(model) if config.distill > 0 else None
+        teacher = distillation_teacher(config, dataset_config.names, start=model) if config.distill > 0 else None
         if thinning is not None:
             # Before the recipe wraps the convolutions; a resumed run rebuilds the
             # thinned widths from its checkpoint's model config instead.
@@ -443,8 +458,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     else:
         model = model_from_config(payload["model_config"])
         start_epoch = payload["epoch"] + 1
-        # The teacher is the unthinned starting model, rebuilt the same way.
-        teacher = initial_model(config, dataset_config.names) if config.distill > 0 else None
+        teacher = distillation_teacher(config, dataset_config.names) if config.distill > 0 else None
         if payload.get("thinning_plan"):
             fade_plan = {name: torch.tensor(kept) for name, kept in payload["thinning_plan"].items()}
         if payload.get("data_state") is not None:
