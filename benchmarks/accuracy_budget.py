@@ -111,6 +111,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed (data order, augmentation, fresh head)")
     parser.add_argument("--lr0", type=float, default=None, help="initial learning rate (default: TrainConfig's, 0.01); "
                         "a lower one for runs that start from a trained --weights")
+    parser.add_argument("--teacher", help="distillation teacher of the *-distill-* variants (default: their unthinned "
+                        "start); e.g. a dense run's final.pt")
     parser.add_argument("--warmup-epochs", type=float, default=None, help="learning-rate warm-up (default: a third of the "
                         "epochs, at most 1; the full profile, like TrainConfig, uses 3)")
     parser.add_argument("--resume", action="store_true", help="score finished runs in --out as they are and continue "
@@ -138,6 +140,8 @@ def main() -> None:
             settings["weights"] = args.weights
         if args.lr0 is not None:
             settings["lr0"] = args.lr0
+        if args.teacher is not None and settings.get("distill"):
+            settings["distill_teacher"] = args.teacher
         config = TrainConfig(
             epochs=args.epochs,
             imgsz=args.imgsz,

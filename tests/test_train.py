@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -415,6 +416,33 @@ def test_the_distillation_teacher_keeps_the_activation_its_weights_were_trained_
     teacher = distillation_teacher(config, ["pistol"], start=student)
     assert teacher is not student and teacher.activation == student.activation == "silu"
     assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), teacher.state_dict().values()))
+
+
+def test_the_distillation_teacher_can_be_other_weights_of_the_same_size(tmp_path: Path) -> None:
+    from yolotut.models import build_model, save_checkpoint
+
+    # E.g. a dense model already trained on the dataset, taught to a thinned COCO start.
+    trained = build_model("n", num_classes=1, names=["pistol"])
+    with torch.no_grad():
+        for parameter in trained.parameters():
+            parameter.add_(0.01)
+    teacher_path = save_checkpoint(trained, tmp_path / "trained.pt")
+    config = tiny_config(
+        tmp_path / "run", "finetune-quantization", 1, activation="hardswish", thinning={"c3": 0.5}, distill=1.0,
+        distill_teacher=str(teacher_path),
+    )
+    student = initial_model(config, ["pistol"])
+    teacher = distillation_teacher(config, ["pistol"], start=student)
+    assert teacher.activation == "silu" and student.activation == "hardswish"
+    assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), trained.state_dict().values()))
+    assert not torch.equal(teacher.state_dict()["model.0.conv.weight"], student.state_dict()["model.0.conv.weight"])
+
+    with pytest.raises(ValueError, match="only used with distillation"):
+        train(replace(config, distill=0.0), progress=False)
+    small = save_checkpoint(build_model("s", num_classes=1, names=["pistol"]), tmp_path / "yolov5s.pt")
+    with pytest.raises(ValueError, match="same model size as the student"):
+        train(replace(config, distill_teacher=str(small)), progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_a_finished_run_is_a_starting_point_and_unfinished_structure_is_refused(tmp_path: Path, monkeypatch) -> None:

@@ -316,6 +316,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--distill", type=float, default=0.0, metavar="WEIGHT",
         help="feature distillation from the model before thinning (e.g. 1.0; costs about a third more time per step)",
     )
+    p.add_argument(
+        "--distill-teacher", metavar="WEIGHTS",
+        help="distil from these weights instead of the model before thinning (e.g. a dense run's final.pt, same size)",
+    )
     p.add_argument("--imgsz", type=int, default=416)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-images", type=int, help="train on a subset (quick runs)")
@@ -348,6 +352,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         thinning=thinning or None,
         thinning_fade_epochs=args.thin_fade_epochs,
         distill=args.distill,
+        distill_teacher=args.distill_teacher,
         recipe=args.recipe,
         recipe_args=_parse_recipe_args(args.recipe_arg),
         epochs=args.epochs,

@@ -70,6 +70,10 @@ class TrainConfig:
     # Weight of feature distillation from the model as it was before thinning
     # (yolotut.distill); 0 = off.
     distill: float = 0.0
+    # The distillation teacher's weights (as ``weights``: an asset, a .pt path or a
+    # finished run's final.pt, e.g. a dense model trained on this dataset); None = the
+    # run's own start before thinning.
+    distill_teacher: str | None = None
     recipe: str = "dense-finetune"  # recipe name shipped with yolotut, or a path
     recipe_args: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None  # overrides the recipe's num_epochs
@@ -205,12 +209,26 @@ def distillation_teacher(config: TrainConfig, names: list[str], start: nn.Module
     With an activation override (a SiLU checkpoint trained on, as the blog did, with
     Hardswish), the teacher keeps the activation its weights were trained with: the
     rebuilt copy's features are not the ones those weights learned to make.
+    ``config.distill_teacher`` names other weights instead (loaded as trained).
     """
+    if config.distill_teacher is not None:
+        return initial_model(replace(config, weights=config.distill_teacher, activation=None), names)
     if config.weights is not None and config.activation is not None:
         as_trained = initial_model(replace(config, activation=None), names)
         if getattr(as_trained, "activation", "silu") != config.activation:
             return as_trained
     return copy.deepcopy(start) if start is not None else initial_model(config, names)
+
+
+def _check_teacher_fits(teacher: nn.Module, student: nn.Module, config: TrainConfig) -> None:
+    """Fail before training, not at its first step, when the teacher's features cannot be matched."""
+    widths = [[conv.in_channels for conv in model.model[-1].m] for model in (teacher, student)]
+    if widths[0] != widths[1]:
+        source = config.distill_teacher or config.weights
+        raise ValueError(
+            f"distillation teacher {source!r} hands its Detect head {widths[0]} channels, the student {widths[1]}: "
+            f"the teacher must be the same model size as the student (size {student.size!r}) before thinning"
+        )
 
 
 def _load_start(path: Path) -> nn.Module:
@@ -417,6 +435,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     thinning = ThinningConfig.from_dict(config.thinning) if config.thinning and payload is None else None
     if not config.distill >= 0:
         raise ValueError(f"distill is the weight of feature distillation: expected >= 0 (0 = off), got {config.distill}")
+    if config.distill_teacher is not None and not config.distill > 0:
+        raise ValueError(f"distill_teacher={config.distill_teacher!r} is only used with distillation: give distill > 0 too")
     if config.thinning_fade_epochs < 0 or (config.thinning_fade_epochs and not config.thinning):
         raise ValueError(
             f"thinning_fade_epochs={config.thinning_fade_epochs}: the channels that thinning removes fade out over "
@@ -497,6 +517,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
+    if teacher is not None:
+        _check_teacher_fits(teacher, model, config)
     distiller = FeatureDistiller(teacher.to(device), config.distill) if teacher is not None else None
     hyp = scale_hyp({}, nc=model.nc, nl=model.model[-1].nl, imgsz=config.imgsz)
     compute_loss = ComputeLoss(model, hyp)
