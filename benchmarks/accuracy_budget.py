@@ -113,6 +113,8 @@ def main() -> None:
                         "a lower one for runs that start from a trained --weights")
     parser.add_argument("--teacher", help="distillation teacher of the *-distill-* variants (default: their unthinned "
                         "start); e.g. a dense run's final.pt")
+    parser.add_argument("--distill-target", choices=("features", "predictions"), help="what the *-distill-* variants "
+                        "learn from the teacher (default: TrainConfig's, features)")
     parser.add_argument("--warmup-epochs", type=float, default=None, help="learning-rate warm-up (default: a third of the "
                         "epochs, at most 1; the full profile, like TrainConfig, uses 3)")
     parser.add_argument("--resume", action="store_true", help="score finished runs in --out as they are and continue "
@@ -142,6 +144,8 @@ def main() -> None:
             settings["lr0"] = args.lr0
         if args.teacher is not None and settings.get("distill"):
             settings["distill_teacher"] = args.teacher
+        if args.distill_target is not None and settings.get("distill"):
+            settings["distill_target"] = args.distill_target
         config = TrainConfig(
             epochs=args.epochs,
             imgsz=args.imgsz,

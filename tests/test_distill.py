@@ -1,4 +1,4 @@
-"""Feature distillation from the unthinned model (yolotut.distill)."""
+"""Distillation: features from the unthinned model, predictions from any teacher with the same head (yolotut.distill)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from yolotut.distill import FeatureDistiller, detect_inputs
+from yolotut.distill import FeatureDistiller, PredictionDistiller, detect_inputs
 from yolotut.models import build_model
 from yolotut.models.thinning import ThinningConfig, thin
 
@@ -68,3 +68,50 @@ def test_mismatched_features_and_bad_weights_are_clear_errors(teacher) -> None:
         distiller.loss(wrong[:2], images)
     with pytest.raises(ValueError, match="must be > 0"):
         FeatureDistiller(teacher, weight=0)
+
+
+def _raw_predictions(model: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+    model.train()
+    try:
+        return model(images)
+    finally:
+        model.eval()
+
+
+def test_prediction_distillation_is_at_its_minimum_on_the_teacher_and_works_across_sizes(teacher) -> None:
+    images = torch.rand(2, 3, 128, 128)
+    distiller = PredictionDistiller(copy.deepcopy(teacher), weight=2.0)
+    # The teacher's own predictions: the soft-target cross-entropy is at its minimum
+    # (the teacher's entropy, not 0), so its gradient vanishes.
+    with torch.no_grad():
+        _, own = copy.deepcopy(teacher).eval()(images)
+    own = [p.clone().requires_grad_(True) for p in own]
+    at_minimum = distiller.loss(own, images)
+    at_minimum.backward()
+    assert at_minimum.item() > 0
+    assert max(p.grad.abs().max().item() for p in own) < 1e-6
+
+    # A student of another size (same head layout) gets a larger loss and gradients;
+    # the frozen teacher none.
+    torch.manual_seed(1)
+    student = build_model("s", num_classes=1).train()
+    preds = student(images)
+    loss = distiller.loss(preds, images)
+    assert loss.item() > at_minimum.item() + 0.01
+    loss.backward()
+    assert all(p.grad is None for p in distiller.teacher.parameters())
+    assert student.model[-1].m[0].weight.grad.abs().sum() > 0
+    half = PredictionDistiller(copy.deepcopy(teacher), weight=1.0).loss([p.detach() for p in preds], images)
+    assert half.item() == pytest.approx(loss.item() / 2, rel=1e-5)
+
+
+def test_prediction_distillation_refuses_another_head(teacher) -> None:
+    images = torch.rand(1, 3, 128, 128)
+    distiller = PredictionDistiller(copy.deepcopy(teacher))
+    two_classes = _raw_predictions(build_model("n", num_classes=2), images)
+    with pytest.raises(ValueError, match="same head"):
+        distiller.loss(two_classes, images)
+    with pytest.raises(ValueError, match="predicts 2 levels"):
+        distiller.loss(two_classes[:2], images)
+    with pytest.raises(ValueError, match="must be > 0"):
+        PredictionDistiller(teacher, weight=-1)

@@ -418,7 +418,7 @@ def test_the_distillation_teacher_keeps_the_activation_its_weights_were_trained_
     assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), teacher.state_dict().values()))
 
 
-def test_the_distillation_teacher_can_be_other_weights_of_the_same_size(tmp_path: Path) -> None:
+def test_the_distillation_teacher_can_be_other_weights(tmp_path: Path) -> None:
     from yolotut.models import build_model, save_checkpoint
 
     # E.g. a dense model already trained on the dataset, taught to a thinned COCO start.
@@ -439,10 +439,20 @@ def test_the_distillation_teacher_can_be_other_weights_of_the_same_size(tmp_path
 
     with pytest.raises(ValueError, match="only used with distillation"):
         train(replace(config, distill=0.0), progress=False)
-    small = save_checkpoint(build_model("s", num_classes=1, names=["pistol"]), tmp_path / "yolov5s.pt")
-    with pytest.raises(ValueError, match="same model size as the student"):
-        train(replace(config, distill_teacher=str(small)), progress=False)
+    with pytest.raises(ValueError, match="distill_target='logits'"):
+        train(replace(config, distill_target="logits"), progress=False)
+    larger = save_checkpoint(build_model("s", num_classes=1, names=["pistol"]), tmp_path / "yolov5s.pt")
+    with pytest.raises(ValueError, match="same model size as the student.*or distil its predictions"):
+        train(replace(config, distill_teacher=str(larger)), progress=False)
     assert not (tmp_path / "run" / "last.pt").exists()
+    two_classes = save_checkpoint(build_model("n", num_classes=2, names=["a", "b"]), tmp_path / "two.pt")
+    with pytest.raises(ValueError, match="predicts 2 classes"):
+        train(replace(config, distill_teacher=str(two_classes), distill_target="predictions"), progress=False)
+
+    # Predictions need only the same head: a YOLOv5s teacher for a thinned YOLOv5n.
+    result = train(replace(config, distill_teacher=str(larger), distill_target="predictions"), progress=False)
+    assert [h["epoch"] for h in result.history] == [0]
+    assert result.history[0]["distill"] > 0
 
 
 def test_a_finished_run_is_a_starting_point_and_unfinished_structure_is_refused(tmp_path: Path, monkeypatch) -> None:

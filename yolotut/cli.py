@@ -318,7 +318,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--distill-teacher", metavar="WEIGHTS",
-        help="distil from these weights instead of the model before thinning (e.g. a dense run's final.pt, same size)",
+        help="distil from these weights instead of the model before thinning (e.g. a dense run's final.pt)",
+    )
+    p.add_argument(
+        "--distill-target", choices=("features", "predictions"), default="features",
+        help="what is distilled: the Detect head's input features (teacher of the same size) or its predictions",
     )
     p.add_argument("--imgsz", type=int, default=416)
     p.add_argument("--batch-size", type=int, default=16)
@@ -353,6 +357,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         thinning_fade_epochs=args.thin_fade_epochs,
         distill=args.distill,
         distill_teacher=args.distill_teacher,
+        distill_target=args.distill_target,
         recipe=args.recipe,
         recipe_args=_parse_recipe_args(args.recipe_arg),
         epochs=args.epochs,

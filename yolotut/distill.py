@@ -10,6 +10,11 @@ free to have: it says, at every pixel of every level, what the features used to 
 Each level's mean squared error is divided by the teacher's mean square, so that the
 three levels weigh alike whatever their scale, and multiplied by the batch size, as
 :class:`~yolotut.loss.ComputeLoss` scales its own terms.
+
+:class:`PredictionDistiller` instead matches what the ``Detect`` head *predicts*: the
+teacher's objectness (and class scores) as soft targets everywhere, and its boxes where
+it sees objects. It needs only the same head layout (classes, anchors), not the same
+features, so the teacher may be another model: one trained on the dataset, or larger.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-__all__ = ["FeatureDistiller", "detect_features", "detect_inputs"]
+__all__ = ["FeatureDistiller", "PredictionDistiller", "detect_features", "detect_inputs"]
 
 
 def _detect_layer(model: nn.Module) -> nn.Module:
@@ -82,4 +87,49 @@ class FeatureDistiller:
                     "the same Detect inputs (thin only hidden channels)"
                 )
             total = total + (student.float() - teacher.float()).pow(2).mean() / teacher.float().pow(2).mean().clamp_min(1e-8)
+        return total * self.weight * images.shape[0]
+
+
+class PredictionDistiller:
+    """``weight * batch * sum_levels [BCE(obj) + BCE(cls) + box]`` against the teacher's predictions.
+
+    Per level, from the raw ``[B, na, ny, nx, no]`` outputs of both heads: objectness is
+    a binary cross-entropy with the teacher's probability as the target, at every anchor
+    of every cell (it does not reach 0 where the teacher is unsure); class scores and
+    the box terms (squared difference of the sigmoid box outputs, which decode alike
+    with the same grid and anchors) count where the teacher sees an object, weighted by
+    its objectness. ``teacher``: frozen, kept in eval mode.
+    """
+
+    def __init__(self, teacher: nn.Module, weight: float = 1.0) -> None:
+        if weight <= 0:
+            raise ValueError(f"distillation weight must be > 0, got {weight}")
+        self.teacher = teacher.eval()
+        for parameter in self.teacher.parameters():
+            parameter.requires_grad_(False)
+        self.weight = float(weight)
+
+    def loss(self, student_preds: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+        """The distillation term for one batch; ``student_preds``: the student's training-mode output."""
+        with torch.no_grad():
+            _, teacher_preds = self.teacher(images)
+        if len(student_preds) != len(teacher_preds):
+            raise ValueError(f"student predicts {len(student_preds)} levels, teacher {len(teacher_preds)}")
+        total = images.new_zeros(())
+        for student, teacher in zip(student_preds, teacher_preds):
+            if student.shape != teacher.shape:
+                raise ValueError(
+                    f"student prediction {tuple(student.shape)} vs teacher {tuple(teacher.shape)}: distillation "
+                    "needs the same head (classes, anchors per level) and input size"
+                )
+            student, target = student.float(), teacher.float().sigmoid()
+            objectness = target[..., 4]
+            total = total + nn.functional.binary_cross_entropy_with_logits(student[..., 4], objectness)
+            weight = objectness.unsqueeze(-1)
+            norm = objectness.sum().clamp_min(1e-6)
+            box = (student[..., :4].sigmoid() - target[..., :4]).pow(2)
+            total = total + (box * weight).sum() / norm
+            if student.shape[-1] > 6:  # one class: its score says nothing objectness does not
+                classes = nn.functional.binary_cross_entropy_with_logits(student[..., 5:], target[..., 5:], reduction="none")
+                total = total + (classes * weight).sum() / (norm * (student.shape[-1] - 5))
         return total * self.weight * images.shape[0]

@@ -40,12 +40,13 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from yolotut.compat import apply_sparseml_compat
-from yolotut.distill import FeatureDistiller, detect_inputs
+from yolotut.distill import FeatureDistiller, PredictionDistiller, detect_inputs
 from yolotut.export import is_quantized
 from yolotut.models.thinning import ChannelFade, ThinningConfig, apply_plan, plan
 
 RECIPE_PACKAGE = "yolotut.recipes"
 CHECKPOINT_FORMAT = "yolotut-train/1"
+DISTILL_TARGETS = ("features", "predictions")
 
 
 # --- configuration -----------------------------------------------------------------
@@ -74,6 +75,9 @@ class TrainConfig:
     # finished run's final.pt, e.g. a dense model trained on this dataset); None = the
     # run's own start before thinning.
     distill_teacher: str | None = None
+    # What the student learns from the teacher: "features" (the Detect head's inputs,
+    # same model size) or "predictions" (its outputs: objectness, classes, boxes).
+    distill_target: str = "features"
     recipe: str = "dense-finetune"  # recipe name shipped with yolotut, or a path
     recipe_args: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None  # overrides the recipe's num_epochs
@@ -209,10 +213,12 @@ def distillation_teacher(config: TrainConfig, names: list[str], start: nn.Module
     With an activation override (a SiLU checkpoint trained on, as the blog did, with
     Hardswish), the teacher keeps the activation its weights were trained with: the
     rebuilt copy's features are not the ones those weights learned to make.
-    ``config.distill_teacher`` names other weights instead (loaded as trained).
+    ``config.distill_teacher`` names other weights instead, loaded as trained: its head
+    is kept even where its classes differ from ``names`` (distilling predictions
+    then refuses it).
     """
     if config.distill_teacher is not None:
-        return initial_model(replace(config, weights=config.distill_teacher, activation=None), names)
+        return _load_start(_resolve_weights(config.distill_teacher))
     if config.weights is not None and config.activation is not None:
         as_trained = initial_model(replace(config, activation=None), names)
         if getattr(as_trained, "activation", "silu") != config.activation:
@@ -221,13 +227,22 @@ def distillation_teacher(config: TrainConfig, names: list[str], start: nn.Module
 
 
 def _check_teacher_fits(teacher: nn.Module, student: nn.Module, config: TrainConfig) -> None:
-    """Fail before training, not at its first step, when the teacher's features cannot be matched."""
-    widths = [[conv.in_channels for conv in model.model[-1].m] for model in (teacher, student)]
+    """Fail before training, not at its first step, when the teacher's output cannot be matched."""
+    source = config.distill_teacher or config.weights
+    heads = [model.model[-1] for model in (teacher, student)]
+    if config.distill_target == "predictions":
+        if heads[0].nc != heads[1].nc or not torch.equal(heads[0].anchors.cpu(), heads[1].anchors.cpu()):
+            raise ValueError(
+                f"distillation teacher {source!r} predicts {heads[0].nc} classes with anchors {heads[0].anchors.tolist()}, "
+                f"the student {heads[1].nc} with {heads[1].anchors.tolist()}: distilling predictions needs the same head"
+            )
+        return
+    widths = [[conv.in_channels for conv in head.m] for head in heads]
     if widths[0] != widths[1]:
-        source = config.distill_teacher or config.weights
         raise ValueError(
             f"distillation teacher {source!r} hands its Detect head {widths[0]} channels, the student {widths[1]}: "
-            f"the teacher must be the same model size as the student (size {student.size!r}) before thinning"
+            f"the teacher must be the same model size as the student (size {student.size!r}) before thinning, "
+            "or distil its predictions instead (distill_target='predictions')"
         )
 
 
@@ -435,6 +450,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     thinning = ThinningConfig.from_dict(config.thinning) if config.thinning and payload is None else None
     if not config.distill >= 0:
         raise ValueError(f"distill is the weight of feature distillation: expected >= 0 (0 = off), got {config.distill}")
+    if config.distill_target not in DISTILL_TARGETS:
+        raise ValueError(f"distill_target={config.distill_target!r}: expected one of {', '.join(DISTILL_TARGETS)}")
     if config.distill_teacher is not None and not config.distill > 0:
         raise ValueError(f"distill_teacher={config.distill_teacher!r} is only used with distillation: give distill > 0 too")
     if config.thinning_fade_epochs < 0 or (config.thinning_fade_epochs and not config.thinning):
@@ -519,7 +536,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
     if teacher is not None:
         _check_teacher_fits(teacher, model, config)
-    distiller = FeatureDistiller(teacher.to(device), config.distill) if teacher is not None else None
+    distiller = None
+    if teacher is not None:
+        kind = FeatureDistiller if config.distill_target == "features" else PredictionDistiller
+        distiller = kind(teacher.to(device), config.distill)
+    distil_features = isinstance(distiller, FeatureDistiller)
     hyp = scale_hyp({}, nc=model.nc, nl=model.model[-1].nl, imgsz=config.imgsz)
     compute_loss = ComputeLoss(model, hyp)
     warmup_iters = max(round(config.warmup_epochs * steps_per_epoch), 0)
@@ -552,11 +573,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             images = images.to(device, non_blocking=True).float() / 255
             targets = targets.to(device)
             with torch.autocast(device.type, enabled=use_amp):
-                with detect_inputs(model) if distiller is not None else nullcontext() as features:
+                with detect_inputs(model) if distil_features else nullcontext() as features:
                     preds = model(images)
                 loss, items = compute_loss(preds, targets)
                 if distiller is not None:
-                    distill_loss = distiller.loss(features, images)
+                    distill_loss = distiller.loss(features if distil_features else preds, images)
                     loss = loss + distill_loss
                     distill_sum += distill_loss.item() / images.shape[0]
             loss = manager.loss_update(loss, model, optimizer, epoch, steps_per_epoch)
