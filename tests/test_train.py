@@ -441,13 +441,19 @@ def test_the_distillation_teacher_can_be_other_weights(tmp_path: Path) -> None:
         train(replace(config, distill=0.0), progress=False)
     with pytest.raises(ValueError, match="distill_target='logits'"):
         train(replace(config, distill_target="logits"), progress=False)
-    larger = save_checkpoint(build_model("s", num_classes=1, names=["pistol"]), tmp_path / "yolov5s.pt")
+    yolov5s = build_model("s", num_classes=1, names=["pistol"])
+    with torch.no_grad():
+        yolov5s.model[-1].anchors.mul_(1 + 1e-6)  # as a save after the division by strides leaves them
+    larger = save_checkpoint(yolov5s, tmp_path / "yolov5s.pt")
     with pytest.raises(ValueError, match="same model size as the student.*or distil its predictions"):
         train(replace(config, distill_teacher=str(larger)), progress=False)
     assert not (tmp_path / "run" / "last.pt").exists()
     two_classes = save_checkpoint(build_model("n", num_classes=2, names=["a", "b"]), tmp_path / "two.pt")
     with pytest.raises(ValueError, match="predicts 2 classes"):
         train(replace(config, distill_teacher=str(two_classes), distill_target="predictions"), progress=False)
+    other_anchors = build_model("n", num_classes=1, anchors=[[10, 14, 23, 27, 37, 58], [81, 82, 135, 169, 344, 319], [400, 400, 500, 500, 600, 600]])
+    with pytest.raises(ValueError, match=r"anchors \[\[\[10, 14\]"):
+        train(replace(config, distill_teacher=str(save_checkpoint(other_anchors, tmp_path / "a.pt")), distill_target="predictions"), progress=False)
 
     # Predictions need only the same head: a YOLOv5s teacher for a thinned YOLOv5n.
     result = train(replace(config, distill_teacher=str(larger), distill_target="predictions"), progress=False)
