@@ -13,7 +13,9 @@ ONNX Runtime without it):
 * ``pruned-int8``: YOLOv5n-Hardswish, ``pruning-quantization`` (the recipe's GMP targets);
 * ``thinned-hardswish`` (thinning without QAT) and ``thinned75-int8`` (a quarter of the
   hidden channels removed instead of half), to tell the costs apart;
-* ``thinned-distill-*``: thinning with feature distillation from the unthinned model;
+* ``thinned-distill-*``: thinning with feature distillation from the unthinned model
+  (``--teacher`` another model, e.g. a dense run's ``final.pt``; ``--distill-target
+  predictions`` distils the teacher's predictions instead of its features);
 * ``thinned-fade-*``: the same channels faded out over the first ``--fade-epochs``
   (default: half the epochs, and before QAT starts), then removed;
 * ``thinned-head-fade-*``: as many multiply-adds removed, but more from the head than
