@@ -111,7 +111,7 @@ def test_prediction_distillation_refuses_another_head(teacher) -> None:
     two_classes = _raw_predictions(build_model("n", num_classes=2), images)
     with pytest.raises(ValueError, match="same head"):
         distiller.loss(two_classes, images)
-    with pytest.raises(ValueError, match="predicts 2 levels"):
+    with pytest.raises(ValueError, match="2 prediction levels"):
         distiller.loss(two_classes[:2], images)
     with pytest.raises(ValueError, match="must be > 0"):
         PredictionDistiller(teacher, weight=-1)

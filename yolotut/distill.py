@@ -59,12 +59,20 @@ def detect_features(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor
     return list(features)
 
 
-class FeatureDistiller:
-    """``weight * batch * sum_levels MSE(student, teacher) / mean(teacher**2)``.
+def _level_pairs(
+    student: list[torch.Tensor], teacher: list[torch.Tensor], levels: str, what: str, needs: str
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Student and teacher tensors level by level, refused unless their counts and shapes match."""
+    if len(student) != len(teacher):
+        raise ValueError(f"student has {len(student)} {levels}, teacher {len(teacher)}")
+    for mine, theirs in zip(student, teacher):
+        if mine.shape != theirs.shape:
+            raise ValueError(f"{what} {tuple(mine.shape)} vs teacher {tuple(theirs.shape)}: distillation needs {needs}")
+    return list(zip(student, teacher))
 
-    ``teacher``: a model whose ``Detect`` inputs have the same shapes as the student's
-    (thinning keeps those widths). It is frozen and kept in eval mode.
-    """
+
+class _Distiller:
+    """A frozen teacher in eval mode and the weight of its term in the training loss."""
 
     def __init__(self, teacher: nn.Module, weight: float = 1.0) -> None:
         if weight <= 0:
@@ -74,23 +82,27 @@ class FeatureDistiller:
             parameter.requires_grad_(False)
         self.weight = float(weight)
 
+
+class FeatureDistiller(_Distiller):
+    """``weight * batch * sum_levels MSE(student, teacher) / mean(teacher**2)``.
+
+    ``teacher``: a model whose ``Detect`` inputs have the same shapes as the student's
+    (thinning keeps those widths). It is frozen and kept in eval mode.
+    """
+
     def loss(self, student_features: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         """The distillation term for one batch; ``student_features`` from :func:`detect_inputs`."""
-        teacher_features = detect_features(self.teacher, images)
-        if len(student_features) != len(teacher_features):
-            raise ValueError(f"student has {len(student_features)} Detect inputs, teacher {len(teacher_features)}")
+        pairs = _level_pairs(
+            student_features, detect_features(self.teacher, images), "Detect inputs", "student feature",
+            "the same Detect inputs (thin only hidden channels)",
+        )
         total = images.new_zeros(())
-        for student, teacher in zip(student_features, teacher_features):
-            if student.shape != teacher.shape:
-                raise ValueError(
-                    f"student feature {tuple(student.shape)} vs teacher {tuple(teacher.shape)}: distillation needs "
-                    "the same Detect inputs (thin only hidden channels)"
-                )
+        for student, teacher in pairs:
             total = total + (student.float() - teacher.float()).pow(2).mean() / teacher.float().pow(2).mean().clamp_min(1e-8)
         return total * self.weight * images.shape[0]
 
 
-class PredictionDistiller:
+class PredictionDistiller(_Distiller):
     """``weight * batch * sum_levels [BCE(obj) + BCE(cls) + box]`` against the teacher's predictions.
 
     Per level, from the raw ``[B, na, ny, nx, no]`` outputs of both heads: objectness is
@@ -101,27 +113,16 @@ class PredictionDistiller:
     its objectness. ``teacher``: frozen, kept in eval mode.
     """
 
-    def __init__(self, teacher: nn.Module, weight: float = 1.0) -> None:
-        if weight <= 0:
-            raise ValueError(f"distillation weight must be > 0, got {weight}")
-        self.teacher = teacher.eval()
-        for parameter in self.teacher.parameters():
-            parameter.requires_grad_(False)
-        self.weight = float(weight)
-
     def loss(self, student_preds: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         """The distillation term for one batch; ``student_preds``: the student's training-mode output."""
         with torch.no_grad():
             _, teacher_preds = self.teacher(images)
-        if len(student_preds) != len(teacher_preds):
-            raise ValueError(f"student predicts {len(student_preds)} levels, teacher {len(teacher_preds)}")
+        pairs = _level_pairs(
+            student_preds, teacher_preds, "prediction levels", "student prediction",
+            "the same head (classes, anchors per level) and input size",
+        )
         total = images.new_zeros(())
-        for student, teacher in zip(student_preds, teacher_preds):
-            if student.shape != teacher.shape:
-                raise ValueError(
-                    f"student prediction {tuple(student.shape)} vs teacher {tuple(teacher.shape)}: distillation "
-                    "needs the same head (classes, anchors per level) and input size"
-                )
+        for student, teacher in pairs:
             student, target = student.float(), teacher.float().sigmoid()
             objectness = target[..., 4]
             total = total + nn.functional.binary_cross_entropy_with_logits(student[..., 4], objectness)
