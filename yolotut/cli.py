@@ -314,7 +314,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--distill", type=float, default=0.0, metavar="WEIGHT",
-        help="feature distillation from the model before thinning (e.g. 1.0; costs about a third more time per step)",
+        help="weight of distillation, from the model before thinning unless --distill-teacher (e.g. 1.0; costs a third to a half more time per step)",
     )
     p.add_argument(
         "--distill-teacher", metavar="WEIGHTS",

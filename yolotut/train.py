@@ -68,8 +68,8 @@ class TrainConfig:
     # Epochs over which the channels thinning removes fade out (1 -> 0) before they are
     # removed, at the end of the last fading epoch; 0 = remove them before training.
     thinning_fade_epochs: int = 0
-    # Weight of feature distillation from the model as it was before thinning
-    # (yolotut.distill); 0 = off.
+    # Weight of distillation (yolotut.distill), by default of the features of the model
+    # as it was before thinning; 0 = off.
     distill: float = 0.0
     # The distillation teacher's weights (as ``weights``: an asset, a .pt path or a
     # finished run's final.pt, e.g. a dense model trained on this dataset); None = the
@@ -457,7 +457,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         config = TrainConfig(**payload["config"])
     thinning = ThinningConfig.from_dict(config.thinning) if config.thinning and payload is None else None
     if not config.distill >= 0:
-        raise ValueError(f"distill is the weight of feature distillation: expected >= 0 (0 = off), got {config.distill}")
+        raise ValueError(f"distill is the weight of distillation: expected >= 0 (0 = off), got {config.distill}")
     if config.distill_target not in DISTILL_TARGETS:
         raise ValueError(f"distill_target={config.distill_target!r}: expected one of {', '.join(DISTILL_TARGETS)}")
     if config.distill_teacher is not None and not config.distill > 0:
@@ -542,10 +542,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    if teacher is not None:
-        _check_teacher_fits(teacher, model, config)
     distiller = None
     if teacher is not None:
+        _check_teacher_fits(teacher, model, config)
         kind = FeatureDistiller if config.distill_target == "features" else PredictionDistiller
         distiller = kind(teacher.to(device), config.distill)
     distil_features = isinstance(distiller, FeatureDistiller)
