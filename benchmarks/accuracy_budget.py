@@ -51,6 +51,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from yolotut.distill import DISTILLERS
 from yolotut.engines import TorchEngine, create_engine, deepsparse_unavailable_reason
 from yolotut.evaluate import evaluate
 from yolotut.export import export_onnx
@@ -115,7 +116,7 @@ def main() -> None:
                         "a lower one for runs that start from a trained --weights")
     parser.add_argument("--teacher", help="distillation teacher of the *-distill-* variants (default: their unthinned "
                         "start); e.g. a dense run's final.pt")
-    parser.add_argument("--distill-target", choices=("features", "predictions"), help="what the *-distill-* variants "
+    parser.add_argument("--distill-target", choices=list(DISTILLERS), help="what the *-distill-* variants "
                         "learn from the teacher (default: TrainConfig's, features)")
     parser.add_argument("--warmup-epochs", type=float, default=None, help="learning-rate warm-up (default: a third of the "
                         "epochs, at most 1; the full profile, like TrainConfig, uses 3)")

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-__all__ = ["FeatureDistiller", "PredictionDistiller", "detect_features", "detect_inputs"]
+__all__ = ["DISTILLERS", "FeatureDistiller", "PredictionDistiller", "detect_features", "detect_inputs"]
 
 
 def _detect_layer(model: nn.Module) -> nn.Module:
@@ -59,6 +59,10 @@ def detect_features(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor
     return list(features)
 
 
+def _pixel_anchors(head: nn.Module) -> list:
+    return (head.anchors * head.stride.view(-1, 1, 1)).round().int().tolist()
+
+
 def _level_pairs(
     student: list[torch.Tensor], teacher: list[torch.Tensor], levels: str, what: str, needs: str
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -82,6 +86,10 @@ class _Distiller:
             parameter.requires_grad_(False)
         self.weight = float(weight)
 
+    def check_student(self, student: nn.Module, teacher_name: str | None = None) -> None:
+        """Raise ``ValueError`` if this teacher's output cannot be matched by ``student``."""
+        raise NotImplementedError
+
 
 class FeatureDistiller(_Distiller):
     """``weight * batch * sum_levels MSE(student, teacher) / mean(teacher**2)``.
@@ -89,6 +97,15 @@ class FeatureDistiller(_Distiller):
     ``teacher``: a model whose ``Detect`` inputs have the same shapes as the student's
     (thinning keeps those widths). It is frozen and kept in eval mode.
     """
+
+    def check_student(self, student: nn.Module, teacher_name: str | None = None) -> None:
+        widths = [[conv.in_channels for conv in _detect_layer(model).m] for model in (self.teacher, student)]
+        if widths[0] != widths[1]:
+            raise ValueError(
+                f"distillation teacher {teacher_name!r} hands its Detect head {widths[0]} channels, the student "
+                f"{widths[1]}: the teacher must be the same model size as the student (size {student.size!r}) "
+                "before thinning, or distil its predictions instead (distill_target='predictions')"
+            )
 
     def loss(self, student_features: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         """The distillation term for one batch; ``student_features`` from :func:`detect_inputs`."""
@@ -113,6 +130,19 @@ class PredictionDistiller(_Distiller):
     its objectness. ``teacher``: frozen, kept in eval mode.
     """
 
+    def check_student(self, student: nn.Module, teacher_name: str | None = None) -> None:
+        heads = [_detect_layer(model) for model in (self.teacher, student)]
+        # Anchors saved after a division by the stride differ in the last bits.
+        same_anchors = heads[0].anchors.shape == heads[1].anchors.shape and torch.allclose(
+            heads[0].anchors.cpu(), heads[1].anchors.cpu(), rtol=1e-4
+        )
+        if heads[0].nc != heads[1].nc or not same_anchors:
+            raise ValueError(
+                f"distillation teacher {teacher_name!r} predicts {heads[0].nc} classes with anchors "
+                f"{_pixel_anchors(heads[0])}, the student {heads[1].nc} with {_pixel_anchors(heads[1])}: "
+                "distilling predictions needs the same head"
+            )
+
     def loss(self, student_preds: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         """The distillation term for one batch; ``student_preds``: the student's training-mode output."""
         with torch.no_grad():
@@ -134,3 +164,7 @@ class PredictionDistiller(_Distiller):
                 classes = nn.functional.binary_cross_entropy_with_logits(student[..., 5:], target[..., 5:], reduction="none")
                 total = total + (classes * weight).sum() / (norm * (student.shape[-1] - 5))
         return total * self.weight * images.shape[0]
+
+
+# TrainConfig.distill_target -> the distiller that teaches it.
+DISTILLERS: dict[str, type[_Distiller]] = {"features": FeatureDistiller, "predictions": PredictionDistiller}

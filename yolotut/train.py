@@ -40,13 +40,12 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from yolotut.compat import apply_sparseml_compat
-from yolotut.distill import FeatureDistiller, PredictionDistiller, detect_inputs
+from yolotut.distill import DISTILLERS, FeatureDistiller, detect_inputs
 from yolotut.export import is_quantized
 from yolotut.models.thinning import ChannelFade, ThinningConfig, apply_plan, plan
 
 RECIPE_PACKAGE = "yolotut.recipes"
 CHECKPOINT_FORMAT = "yolotut-train/1"
-DISTILL_TARGETS = ("features", "predictions")
 
 
 # --- configuration -----------------------------------------------------------------
@@ -224,34 +223,6 @@ def distillation_teacher(config: TrainConfig, names: list[str], start: nn.Module
         if getattr(as_trained, "activation", "silu") != config.activation:
             return as_trained
     return copy.deepcopy(start) if start is not None else initial_model(config, names)
-
-
-def _pixels(head: nn.Module) -> list:
-    return (head.anchors * head.stride.view(-1, 1, 1)).round().int().tolist()
-
-
-def _check_teacher_fits(teacher: nn.Module, student: nn.Module, config: TrainConfig) -> None:
-    """Fail before training, not at its first step, when the teacher's output cannot be matched."""
-    source = config.distill_teacher or config.weights
-    heads = [model.model[-1] for model in (teacher, student)]
-    if config.distill_target == "predictions":
-        # Anchors saved after a division by the stride differ in the last bits.
-        same_anchors = heads[0].anchors.shape == heads[1].anchors.shape and torch.allclose(
-            heads[0].anchors.cpu(), heads[1].anchors.cpu(), rtol=1e-4
-        )
-        if heads[0].nc != heads[1].nc or not same_anchors:
-            raise ValueError(
-                f"distillation teacher {source!r} predicts {heads[0].nc} classes with anchors {_pixels(heads[0])}, "
-                f"the student {heads[1].nc} with {_pixels(heads[1])}: distilling predictions needs the same head"
-            )
-        return
-    widths = [[conv.in_channels for conv in head.m] for head in heads]
-    if widths[0] != widths[1]:
-        raise ValueError(
-            f"distillation teacher {source!r} hands its Detect head {widths[0]} channels, the student {widths[1]}: "
-            f"the teacher must be the same model size as the student (size {student.size!r}) before thinning, "
-            "or distil its predictions instead (distill_target='predictions')"
-        )
 
 
 def _load_start(path: Path) -> nn.Module:
@@ -458,8 +429,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     thinning = ThinningConfig.from_dict(config.thinning) if config.thinning and payload is None else None
     if not config.distill >= 0:
         raise ValueError(f"distill is the weight of distillation: expected >= 0 (0 = off), got {config.distill}")
-    if config.distill_target not in DISTILL_TARGETS:
-        raise ValueError(f"distill_target={config.distill_target!r}: expected one of {', '.join(DISTILL_TARGETS)}")
+    if config.distill_target not in DISTILLERS:
+        raise ValueError(f"distill_target={config.distill_target!r}: expected one of {', '.join(DISTILLERS)}")
     if config.distill_teacher is not None and not config.distill > 0:
         raise ValueError(f"distill_teacher={config.distill_teacher!r} is only used with distillation: give distill > 0 too")
     if config.thinning_fade_epochs < 0 or (config.thinning_fade_epochs and not config.thinning):
@@ -544,9 +515,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
     distiller = None
     if teacher is not None:
-        _check_teacher_fits(teacher, model, config)
-        kind = FeatureDistiller if config.distill_target == "features" else PredictionDistiller
-        distiller = kind(teacher.to(device), config.distill)
+        distiller = DISTILLERS[config.distill_target](teacher.to(device), config.distill)
+        # Before training, not at its first step.
+        distiller.check_student(model, teacher_name=config.distill_teacher or config.weights)
     distil_features = isinstance(distiller, FeatureDistiller)
     hyp = scale_hyp({}, nc=model.nc, nl=model.model[-1].nl, imgsz=config.imgsz)
     compute_loss = ComputeLoss(model, hyp)
