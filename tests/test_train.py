@@ -194,6 +194,19 @@ def test_qat_export_runs_in_deepsparse_and_onnxruntime(interrupted_and_resumed_r
 
 
 @pytest.mark.slow
+def test_torch_engine_runs_a_training_checkpoint_fake_quantized(interrupted_and_resumed_run) -> None:
+    from yolotut.engines import TorchEngine
+
+    _, _, result = interrupted_and_resumed_run
+    engine = TorchEngine(result.final_checkpoint, imgsz=256)
+    assert engine.info()["precision"].startswith("fp32, fake-quantized INT8")
+    pixels = np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32)
+    with torch.no_grad():
+        expected = load_trained_model(result.final_checkpoint)(torch.from_numpy(pixels))[0].numpy()
+    np.testing.assert_allclose(engine.infer(pixels), expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.slow
 def test_sparse_transfer_holds_the_mask(tmp_path: Path) -> None:
     from yolotut.models import build_model, save_checkpoint
 

@@ -386,18 +386,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_any_checkpoint(path: str):
-    """A training checkpoint (final.pt / last.pt) or a model checkpoint (ours or Ultralytics')."""
-    from yolotut.models import load_checkpoint
-    from yolotut.train import load_trained_model
-
-    try:
-        return load_trained_model(path)
-    except ValueError:
-        # Not a training checkpoint: the model loader reads it, or says why it cannot.
-        return load_checkpoint(path)
-
-
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX (QAT models become INT8 QLinearConv)")
     p.add_argument("checkpoint", help="training checkpoint (final.pt), yolotut or Ultralytics .pt")
@@ -412,8 +400,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from yolotut.export import export_onnx, is_quantized
+    from yolotut.train import load_model
 
-    model = _load_any_checkpoint(args.checkpoint)
+    model = load_model(args.checkpoint)
     uint8_input = False if args.float_input else is_quantized(model)
     report = export_onnx(
         model, args.out, imgsz=args.imgsz, batch_size=args.batch_size, uint8_input=uint8_input, raw_outputs=args.raw_outputs
@@ -446,9 +435,9 @@ def _cmd_sparsity(args: argparse.Namespace) -> int:
         data = report.to_dict(layers=args.layers)
         layers = [(layer.name, layer.shape, layer.sparsity) for layer in report.layers]
     else:
-        from yolotut.train import conv_weight_sparsity
+        from yolotut.train import conv_weight_sparsity, load_model
 
-        model = _load_any_checkpoint(args.model)
+        model = load_model(args.model)
         layers = [
             (name, tuple(p.shape), float((p == 0).float().mean()))
             for name, p in model.named_parameters()

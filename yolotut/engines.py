@@ -312,7 +312,7 @@ class Engine(abc.ABC):
 
 
 class TorchEngine(Engine):
-    """Eager fp32 PyTorch (CPU, or CUDA when asked for and present)."""
+    """Eager fp32 PyTorch (CPU, or CUDA when asked for and present); QAT checkpoints run fake-quantized."""
 
     name = "torch"
 
@@ -339,10 +339,11 @@ class TorchEngine(Engine):
         if isinstance(model_or_path, torch.nn.Module):
             model, path = model_or_path, None
         else:
-            from yolotut.models import load_checkpoint
+            # Also a training checkpoint (final.pt), so a QAT model runs fake-quantized.
+            from yolotut.train import load_model
 
             path = str(model_or_path)
-            model = load_checkpoint(path)
+            model = load_model(path)
         model = model.float().eval().to(device)
         stride = int(max(np.asarray(getattr(model, "stride", [32])).reshape(-1).tolist()))
         model_names = getattr(model, "names", None)
@@ -367,11 +368,13 @@ class TorchEngine(Engine):
     def _engine_info(self) -> dict[str, Any]:
         import torch
 
+        from yolotut.export import is_quantized
+
         info: dict[str, Any] = {
             "device": str(self.device),
             "threads": torch.get_num_threads(),
             "cores": self.threads if self.threads is not None else torch.get_num_threads(),
-            "precision": "fp32",
+            "precision": "fp32, fake-quantized INT8 (QAT)" if is_quantized(self.model) else "fp32",
             "versions": {"torch": torch.__version__},
         }
         if self.device.type == "cuda":

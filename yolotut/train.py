@@ -378,6 +378,19 @@ def load_trained_model(path: str | Path) -> nn.Module:
     return _model_from_payload(load_training_checkpoint(path))
 
 
+def load_model(path: str | Path) -> nn.Module:
+    """Any checkpoint this project reads, in eval mode: a training checkpoint
+    (``final.pt`` / ``last.pt``, QAT structure included) or a model checkpoint (ours or
+    Ultralytics')."""
+    from yolotut.models import load_checkpoint
+
+    try:
+        return load_trained_model(path)
+    except ValueError:
+        # Not a training checkpoint: the model loader reads it, or says why it cannot.
+        return load_checkpoint(path)
+
+
 def _model_from_payload(payload: dict[str, Any]) -> nn.Module:
     from yolotut.models import model_from_config
 
