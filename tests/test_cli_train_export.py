@@ -66,6 +66,7 @@ def test_bad_recipe_arg_is_a_clear_error(capsys) -> None:
 def test_thinning_flags_reach_training_and_bad_values_are_clear(tmp_path: Path, capsys) -> None:
     cases = [
         (["--recipe", "finetune-quantization", "--thin-c3", "1.5"], "fraction of channels to keep"),
+        (["--recipe", "finetune-quantization", "--thin-conv", "0"], "ThinningConfig.conv"),
         (["--thin-c3", "0.5", "--distill", "-1"], "weight of distillation"),
         (["--thin-fade-epochs", "2"], "give thinning settings too"),
         (["--thin-c3", "0.5", "--thin-criterion", "l1"], "largest-norm"),

@@ -12,6 +12,8 @@ from yolotut.models.common import C3
 from yolotut.models.thinning import (
     BACKBONE_SPLIT,
     HEAD_HEAVY,
+    STRIDED_C3,
+    STRIDED_HEAD_HEAVY,
     ChannelFade,
     ThinningConfig,
     apply_plan,
@@ -60,6 +62,14 @@ def test_yolov5n_groups_are_the_hidden_channels_of_every_block():
     assert len(main6.producers) == 4 and len(main6.consumers) == 4  # cv1 + 3 bottleneck outputs; 3 bottleneck inputs + cv3
     sppf = next(g for g in groups if g.kind == "sppf")
     assert [offset for _, offset in sppf.consumers] == [0, 128, 256, 384]
+    # Block outputs only the next block reads: the stem and the strided backbone convs, not
+    # the head's convs (a Concat or an upsample reads those) or the C3 outputs.
+    conv = {g.name: g for g in groups if g.kind == "conv"}
+    assert list(conv) == ["model.0", "model.1", "model.3", "model.5", "model.7"]
+    model = _model("n")
+    stride4 = next(g for g in channel_groups(model) if g.name == "model.1")
+    assert stride4.consumers == [(model.model[2].cv1.conv, 0), (model.model[2].cv2.conv, 0)]
+    assert next(g for g in channel_groups(model) if g.name == "model.0").consumers == [(model.model[1].conv, 0)]
 
 
 def _silence(model, group_name: str, drop: torch.Tensor) -> None:
@@ -77,12 +87,13 @@ def test_thin_removes_exactly_the_unused_least_important_channels(act):
     model = _model("n", act)
     x = torch.rand(1, 3, 128, 128)
     # Half of each chosen group is made unused; thin(keep=0.5) must find and remove exactly those.
-    targets = {"model.4.cv1": 16, "model.4.m.1.cv1": 16, "model.9.cv1": 64, "model.13.cv2": 32, "model.23.m.0.cv2": 64}
+    targets = {"model.0": 8, "model.1": 16, "model.4.cv1": 16, "model.4.m.1.cv1": 16, "model.7": 128, "model.9.cv1": 64,
+               "model.13.cv2": 32, "model.23.m.0.cv2": 64}
     gen = torch.Generator().manual_seed(1)
     for name, width in targets.items():
         _silence(model, name, torch.randperm(width * 2, generator=gen)[:width])
     before = _out(model, x)
-    changed = thin(model, ThinningConfig(bottleneck=0.5, c3=0.5, sppf=0.5, criterion="smallest-norm"), names=set(targets))
+    changed = thin(model, ThinningConfig(bottleneck=0.5, c3=0.5, sppf=0.5, conv=0.5, criterion="smallest-norm"), names=set(targets))
     assert changed == {name: (2 * w, w) for name, w in targets.items()}
     torch.testing.assert_close(_out(model, x), before, rtol=1e-4, atol=1e-4)
     assert model.thinned == targets
@@ -113,7 +124,8 @@ def test_modules_filter_and_rounding():
 
 def test_thinned_model_round_trips_through_a_checkpoint(tmp_path):
     model = _model("n", "hardswish")
-    thin(model, ThinningConfig(bottleneck=0.5, c3=0.75, modules=(6, 8, 20)))
+    thin(model, ThinningConfig(bottleneck=0.5, c3=0.75, conv=0.5, modules=(0, 6, 8, 20)))
+    assert model.thinned["model.0"] == 8
     assert model.config["thinned"] == model.thinned and model.thinned
     path = save_checkpoint(model, tmp_path / "thin.pt")
     loaded = load_checkpoint(path).eval()
@@ -183,8 +195,10 @@ def test_thinned_model_exports_and_onnxruntime_agrees(tmp_path):
 
 
 def test_config_round_trips_through_a_dict():
-    config = ThinningConfig(c3=0.5, bottleneck=0.75, modules=(6, 8))
+    config = ThinningConfig(c3=0.5, bottleneck=0.75, conv=0.5, modules=(6, 8))
     assert ThinningConfig.from_dict(config.to_dict()) == config
+    # Settings saved before the "conv" kind existed leave those channels whole.
+    assert ThinningConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "conv"}).conv == 1.0
     assert ThinningConfig.from_dict({"c3": 0.5, "modules": [8]}) == ThinningConfig(c3=0.5, modules=(8,))
     with pytest.raises(ValueError, match=r"unknown keys \['c4'\]"):
         ThinningConfig.from_dict({"c4": 0.5})
@@ -195,7 +209,7 @@ def test_fully_faded_channels_are_removed_without_changing_the_outputs(act):
     model = _model("n", act)
     x = torch.rand(2, 3, 128, 128)
     dense = _out(model, x)
-    kept = plan(model, ThinningConfig(bottleneck=0.5, c3=0.5, sppf=0.5))
+    kept = plan(model, ThinningConfig(bottleneck=0.5, c3=0.5, sppf=0.5, conv=0.5))
     assert _out(model, x).equal(dense)  # planning changes nothing
     fade = ChannelFade(model, kept)
     assert _out(model, x).equal(dense)  # scale 1: the hooks pass outputs through
@@ -210,7 +224,7 @@ def test_fully_faded_channels_are_removed_without_changing_the_outputs(act):
     assert _out(model, x).equal(dense)  # hooks off: the model is as before
     weights = conv_weight_count(model)
     changed = apply_plan(model, kept)
-    assert changed["model.6.cv1"] == (64, 32) and changed["model.9.cv1"] == (128, 64)
+    assert changed["model.6.cv1"] == (64, 32) and changed["model.9.cv1"] == (128, 64) and changed["model.0"] == (16, 8)
     assert conv_weight_count(model) < 0.7 * weights
     torch.testing.assert_close(_out(model, x), faded, rtol=1e-4, atol=1e-4)
 
@@ -280,11 +294,11 @@ def test_fade_keeps_the_outputs_dtype_and_scales_only_the_removed_channels():
 def test_damage_is_what_removing_the_channel_does_to_the_heads_features():
     model = _model("n").train()
     x = torch.rand(2, 3, 64, 64)
-    damage = removal_damage(model, x, ["model.4.cv1", "model.17.cv2"], progress=False)
-    assert set(damage) == {"model.4.cv1", "model.17.cv2"} and damage["model.4.cv1"].shape == (32,)
+    damage = removal_damage(model, x, ["model.0", "model.4.cv1", "model.17.cv2"], progress=False)
+    assert set(damage) == {"model.0", "model.4.cv1", "model.17.cv2"} and damage["model.4.cv1"].shape == (32,)
     assert model.training and not model.model[4].cv1._forward_hooks  # left as it was
     reference = detect_features(model.eval(), x)
-    for name, channel in [("model.4.cv1", 5), ("model.17.cv2", 30)]:
+    for name, channel in [("model.0", 3), ("model.4.cv1", 5), ("model.17.cv2", 30)]:  # model.0: the first block
         thinned = model_from_config(model.config)
         thinned.load_state_dict(model.state_dict())
         width = damage[name].numel()
@@ -381,3 +395,14 @@ def test_backbone_split_keeps_block_2_whole_and_quarters_blocks_6_and_8():
     assert changed["model.6.cv1"] == (64, 16) and changed["model.8.m.0.cv1"] == (128, 32)  # a quarter
     assert changed["model.4.cv1"] == (32, 16) and changed["model.17.cv1"] == (32, 16)  # the rest halved
     assert ThinningConfig.from_dict(BACKBONE_SPLIT.to_dict()) == BACKBONE_SPLIT
+
+
+def test_strided_configs_halve_the_strided_convs_after_the_stem():
+    changed = thin(_model("n"), STRIDED_C3)
+    assert {name: changed[name] for name in ("model.3", "model.5", "model.7")} == {"model.3": (64, 32), "model.5": (128, 64), "model.7": (256, 128)}
+    assert "model.0" not in changed and "model.1" not in changed  # the stem measured no faster thinned
+    assert changed["model.6.cv1"] == (64, 32) and not any(".m." in name and name.endswith(".cv1") for name in changed)
+    head_heavy = thin(_model("n"), HEAD_HEAVY)
+    strided_head_heavy = thin(_model("n"), STRIDED_HEAD_HEAVY)
+    assert strided_head_heavy == {**head_heavy, "model.3": (64, 32), "model.5": (128, 64), "model.7": (256, 128)}
+    assert ThinningConfig.from_dict(STRIDED_HEAD_HEAVY.to_dict()) == STRIDED_HEAD_HEAVY

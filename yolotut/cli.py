@@ -303,6 +303,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--thin-c3", type=float, metavar="KEEP", help=thin_help % "the C3 branches")
     p.add_argument("--thin-bottleneck", type=float, metavar="KEEP", help=thin_help % "the bottlenecks' hidden layers")
     p.add_argument("--thin-sppf", type=float, metavar="KEEP", help=thin_help % "SPPF")
+    p.add_argument("--thin-conv", type=float, metavar="KEEP", help=thin_help % "the stem's and the strided backbone convolutions' outputs")
     p.add_argument(
         "--thin-criterion", metavar="NAME",
         help=("which channels thinning removes: largest-norm (the default), smallest-norm, random, or damage "
@@ -341,12 +342,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     thinning = {
         kind: keep
-        for kind, keep in (("c3", args.thin_c3), ("bottleneck", args.thin_bottleneck), ("sppf", args.thin_sppf))
+        for kind, keep in (("c3", args.thin_c3), ("bottleneck", args.thin_bottleneck), ("sppf", args.thin_sppf), ("conv", args.thin_conv))
         if keep is not None
     }
     if args.thin_criterion is not None:
         if not thinning:
-            raise ValueError("--thin-criterion chooses which channels thinning removes: give --thin-c3, --thin-bottleneck or --thin-sppf too")
+            raise ValueError("--thin-criterion chooses which channels thinning removes: give --thin-c3, --thin-bottleneck, --thin-sppf or --thin-conv too")
         thinning["criterion"] = args.thin_criterion
     config = TrainConfig(
         data=args.data,
