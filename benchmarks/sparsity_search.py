@@ -61,7 +61,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 import yolotut.compat  # noqa: E402,F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
-from yolotut.models.thinning import BACKBONE_SPLIT, HEAD_HEAVY, ThinningConfig  # noqa: E402
+from yolotut.models.thinning import BACKBONE_SPLIT, HEAD_HEAVY, STRIDED_C3, STRIDED_HALVED, STRIDED_HEAD_HEAVY, ThinningConfig  # noqa: E402
 from yolotut.sparsify import BLOCK, RECIPE_DENSE, UNSTRUCTURED, SparsityConfig  # noqa: E402
 
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks"
@@ -195,6 +195,11 @@ def refine_grid() -> list[Point]:
     return points
 
 
+STEM = (0, 1)  # YOLOv5 v6: the 6x6 stride-2 stem and the stride-4 convolution
+STEM_HALVED = {m: {"conv": 0.5} for m in STEM}
+HEAD_C3 = (13, 17, 20, 23)
+
+
 def structured_grid() -> list[Point]:
     """Third look, after no zero pattern paid: remove whole channels instead
     (``yolotut.models.thinning``: the hidden channels of the C3 bottlenecks, the C3
@@ -212,6 +217,19 @@ def structured_grid() -> list[Point]:
         ("thin head C3s to 25%, backbone C3 75% / bottlenecks 50%", HEAD_HEAVY),
         # Block 2 whole, blocks 6 and 8 to a quarter: more taken where a group does least damage.
         ("thin split: model.2 whole, model.6/8 to 25%, rest 50%", BACKBONE_SPLIT),
+        # The stem (blocks 0 and 1) runs at stride 2 and 4, where most of the time goes;
+        # its outputs feed only the next block, so they can be thinned too (kind "conv").
+        ("thin stem to 50%", ThinningConfig(conv=0.5, modules=STEM)),
+        ("thin strided convs to 50%", ThinningConfig(conv=0.5)),
+        ("thin stem 50%, C3 50%, bottlenecks 50%", ThinningConfig(c3=0.5, bottleneck=0.5, module_keep=STEM_HALVED)),
+        ("thin stem 50%, C3 branches 50%", ThinningConfig(c3=0.5, module_keep=STEM_HALVED)),
+        ("thin stem 50%, head C3s 50%", ThinningConfig(module_keep={**STEM_HALVED, **{m: {"c3": 0.5, "bottleneck": 0.5} for m in HEAD_C3}})),
+        # The stem measured no faster thinned; the strided convolutions after it did.
+        ("thin strided convs 3/5/7 to 50%", ThinningConfig(module_keep=STRIDED_HALVED)),
+        ("thin strided 3/5/7 50%, C3 branches 50%", STRIDED_C3),
+        ("thin strided 3/5/7 50%, bottlenecks 50%", ThinningConfig(bottleneck=0.5, module_keep=STRIDED_HALVED)),
+        ("thin strided 3/5/7 50%, C3 50%, bottlenecks 50%", ThinningConfig(c3=0.5, bottleneck=0.5, module_keep=STRIDED_HALVED)),
+        ("thin strided 3/5/7 50% + head C3s to 25%, backbone C3 75% / bottlenecks 50%", STRIDED_HEAD_HEAVY),
     ):
         points.append(Point(label, "channels thinned", dense, method="pipeline", thinning=thinning))
     return points
