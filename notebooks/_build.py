@@ -995,7 +995,9 @@ below dense. Taking more channels from the head and fewer from the backbone
 (`thinning.HEAD_HEAVY`) scored higher, 0.555 and 0.572, but the head's small,
 low-resolution layers cost little time: it ran 1.17-1.20x dense INT8 instead of
 1.25-1.27x, and 1.14x the author's model on an AVX-512 VNNI machine, below the 1.2x
-this model is meant to beat it by, so this notebook keeps the halved model. Training the dense model for half of the epochs
+this model is meant to beat it by, so this notebook keeps the halved model. Halving the
+strided backbone convolutions as well (`thinning.STRIDED_HEAD_HEAVY`) brings it to 1.27x
+the author's model; how accurate that is has not been measured yet. Training the dense model for half of the epochs
 and thinning the *trained* model in the other half is no better at the same budget
 (0.451, and 0.519 when it also learns the dense model's features).
 The full profile's 50 epochs close most of the gap, not all of it: on the CPU this
