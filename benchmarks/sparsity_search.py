@@ -220,7 +220,7 @@ def structured_grid() -> list[Point]:
         # The stem (blocks 0 and 1) runs at stride 2 and 4, where most of the time goes;
         # its outputs feed only the next block, so they can be thinned too (kind "conv").
         ("thin stem to 50%", ThinningConfig(conv=0.5, modules=STEM)),
-        ("thin strided convs to 50%", ThinningConfig(conv=0.5)),
+        ("thin stem and strided convs to 50%", ThinningConfig(conv=0.5)),
         ("thin stem 50%, C3 50%, bottlenecks 50%", ThinningConfig(c3=0.5, bottleneck=0.5, module_keep=STEM_HALVED)),
         ("thin stem 50%, C3 branches 50%", ThinningConfig(c3=0.5, module_keep=STEM_HALVED)),
         ("thin stem 50%, head C3s 50%", ThinningConfig(module_keep={**STEM_HALVED, **{m: {"c3": 0.5, "bottleneck": 0.5} for m in HEAD_C3}})),

@@ -49,7 +49,8 @@ def _out(model, x):
 
 
 def test_yolov5n_groups_are_the_hidden_channels_of_every_block():
-    groups = channel_groups(_model("n"))
+    model = _model("n")
+    groups = channel_groups(model)
     kinds = [g.kind for g in groups]
     # C3 blocks 2,4,6,8 (1+2+3+1 bottlenecks, residual) and 13,17,20,23 (1 each, no residual).
     assert kinds.count("bottleneck") == 11
@@ -66,10 +67,8 @@ def test_yolov5n_groups_are_the_hidden_channels_of_every_block():
     # the head's convs (a Concat or an upsample reads those) or the C3 outputs.
     conv = {g.name: g for g in groups if g.kind == "conv"}
     assert list(conv) == ["model.0", "model.1", "model.3", "model.5", "model.7"]
-    model = _model("n")
-    stride4 = next(g for g in channel_groups(model) if g.name == "model.1")
-    assert stride4.consumers == [(model.model[2].cv1.conv, 0), (model.model[2].cv2.conv, 0)]
-    assert next(g for g in channel_groups(model) if g.name == "model.0").consumers == [(model.model[1].conv, 0)]
+    assert conv["model.1"].consumers == [(model.model[2].cv1.conv, 0), (model.model[2].cv2.conv, 0)]
+    assert conv["model.0"].consumers == [(model.model[1].conv, 0)]
 
 
 def _silence(model, group_name: str, drop: torch.Tensor) -> None:

@@ -244,7 +244,7 @@ def channel_groups(model: nn.Module) -> list[ChannelGroup]:
             width = block.cv1.conv.out_channels
             groups.append(ChannelGroup(f"{prefix}.cv1", "sppf", k, [block.cv1], [(block.cv2.conv, i * width) for i in range(4)]))
         elif isinstance(block, Conv):
-            readers = _input_convs(layers, k)
+            readers = _next_block_input_convs(layers, k, model.save)
             if readers is not None:
                 groups.append(ChannelGroup(prefix, "conv", k, [block], [(conv, 0) for conv in readers]))
     for group in groups:
@@ -253,18 +253,13 @@ def channel_groups(model: nn.Module) -> list[ChannelGroup]:
     return groups
 
 
-def _reads(layer: nn.Module, k: int) -> bool:
-    froms = layer.f if isinstance(layer.f, (list, tuple)) else [layer.f]
-    return any((j if j >= 0 else layer.i + j) == k for j in froms)
-
-
-def _input_convs(layers: list[nn.Module], k: int) -> list[nn.Conv2d] | None:
-    """The convolutions that read block ``k``'s output channels directly, when only
-    the next block reads it and that block is a Conv, C3 or SPPF; else ``None``."""
-    readers = [m for m in layers[k + 1 :] if _reads(m, k)]
-    if len(readers) != 1 or readers[0] is not layers[k + 1]:
+def _next_block_input_convs(layers: list[nn.Module], k: int, read_later: Collection[int]) -> list[nn.Conv2d] | None:
+    """The convolutions that read block ``k``'s output channels directly, when only the
+    next block reads it (``k`` is not among the outputs kept for later blocks,
+    ``DetectionModel.save``) and that block is a Conv, C3 or SPPF; else ``None``."""
+    if k in read_later or k + 1 >= len(layers) or layers[k + 1].f != -1:
         return None
-    reader = readers[0]
+    reader = layers[k + 1]
     if isinstance(reader, C3):
         return [reader.cv1.conv, reader.cv2.conv]
     if isinstance(reader, SPPF):
