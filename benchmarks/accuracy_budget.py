@@ -93,8 +93,10 @@ VARIANTS = {
     # Faster than the halved model: the strided convs 3/5/7 halved with the C3 branches
     # (bottlenecks whole), or with HEAD_HEAVY (thinning.STRIDED_C3 / STRIDED_HEAD_HEAVY).
     "thinned-strided-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": STRIDED_C3, "fade": True},
+    "thinned-strided-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_C3, "fade": True},
     "thinned-strided-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_C3, "fade": True, "distill": 1.0},
     "thinned-strided-head-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": STRIDED_HEAD_HEAVY, "fade": True},
+    "thinned-strided-head-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_HEAD_HEAVY, "fade": True},
     "thinned-strided-head-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_HEAD_HEAVY, "fade": True, "distill": 1.0},
     "thinned-fade-distill-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
     "thinned-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
