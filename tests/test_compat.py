@@ -49,9 +49,12 @@ class TinyConvNet(nn.Module):
 def _train(model: nn.Module, recipe: str, epochs: int, steps: int = 8) -> nn.Module:
     from sparseml.pytorch.optim import ScheduledModifierManager
 
+    from yolotut.train import quiet_loggers
+
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     manager = ScheduledModifierManager.from_yaml(recipe)
-    optimizer = manager.modify(model, optimizer, steps_per_epoch=steps)
+    # SparseML's default logger writes ./sparse_logs/ into the checkout the tests run in
+    optimizer = manager.modify(model, optimizer, steps_per_epoch=steps, loggers=quiet_loggers())
     generator = torch.Generator().manual_seed(0)
     for _ in range(epochs):
         for _ in range(steps):
