@@ -320,12 +320,13 @@ def _stop_after_first_checkpoint(config: TrainConfig, monkeypatch) -> None:
     monkeypatch.setattr(train_module, "save_training_checkpoint", original_save)
 
 
-def test_a_resumed_run_trains_on_the_same_data_as_an_uninterrupted_one(tmp_path: Path, monkeypatch) -> None:
-    # Without EMA the checkpoint holds the very weights being trained, so a resumed run
-    # must end bit-identical to an uninterrupted one, provided it draws the same images
-    # and augmentations (not epoch 0's again).
-    whole = train(tiny_config(tmp_path / "whole", "dense-finetune", 2, ema=False), progress=False)
-    config = tiny_config(tmp_path / "stopped", "dense-finetune", 2, ema=False)
+@pytest.mark.parametrize("ema", [False, True])
+def test_a_resumed_run_trains_on_the_same_data_as_an_uninterrupted_one(tmp_path: Path, monkeypatch, ema: bool) -> None:
+    # A resumed run must end bit-identical to an uninterrupted one: it draws the same
+    # images and augmentations (not epoch 0's again) and, with EMA, goes on training the
+    # raw weights while the checkpoint's model holds their average.
+    whole = train(tiny_config(tmp_path / "whole", "dense-finetune", 2, ema=ema), progress=False)
+    config = tiny_config(tmp_path / "stopped", "dense-finetune", 2, ema=ema)
     _stop_after_first_checkpoint(config, monkeypatch)
     resumed = train(config, resume=True, progress=False)
     assert resumed.epochs_run == 1

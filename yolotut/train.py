@@ -520,6 +520,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         ema = ModelEMA(model, updates=payload["ema_updates"] if payload else 0)
         if payload is not None and payload.get("ema") is not None:
             ema.ema.load_state_dict(payload["ema"])
+        if payload is not None and payload.get("training_model") is not None:
+            # The EMA copy was made from the saved (averaged) weights; training goes on
+            # from the raw ones, as it would have without the interruption.
+            model.load_state_dict(payload["training_model"])
     # After the EMA copy is made: a deep copy would carry the fade hooks along.
     fade = ChannelFade(model, fade_plan) if fade_plan else None
     fade_steps = fade_epochs * steps_per_epoch
@@ -616,6 +620,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 "model": {k: v.detach().cpu() for k, v in weights_model.state_dict().items()},
                 "optimizer": optimizer.state_dict(),
                 "ema": None,  # the saved model already holds the EMA weights
+                # ...and these are the weights being trained, which a resumed run must go on from
+                "training_model": (
+                    {k: v.detach().cpu() for k, v in model.state_dict().items()} if ema is not None else None
+                ),
                 "ema_updates": ema.updates if ema is not None else 0,
                 "epoch": epoch,
                 "finished": finished,
