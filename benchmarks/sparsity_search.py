@@ -61,7 +61,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 import yolotut.compat  # noqa: E402,F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
-from yolotut.models.thinning import BACKBONE_SPLIT, HEAD_HEAVY, STRIDED_C3, STRIDED_HALVED, STRIDED_HEAD_HEAVY, ThinningConfig  # noqa: E402
+from yolotut.models.thinning import BACKBONE_SPLIT, HEAD_HEAVY, STRIDED_C3, STRIDED_C3_BOTTLENECKS, STRIDED_HALVED, STRIDED_HEAD_HEAVY, ThinningConfig  # noqa: E402
 from yolotut.sparsify import BLOCK, RECIPE_DENSE, UNSTRUCTURED, SparsityConfig  # noqa: E402
 
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks"
@@ -228,7 +228,7 @@ def structured_grid() -> list[Point]:
         ("thin strided convs 3/5/7 to 50%", ThinningConfig(module_keep=STRIDED_HALVED)),
         ("thin strided 3/5/7 50%, C3 branches 50%", STRIDED_C3),
         ("thin strided 3/5/7 50%, bottlenecks 50%", ThinningConfig(bottleneck=0.5, module_keep=STRIDED_HALVED)),
-        ("thin strided 3/5/7 50%, C3 50%, bottlenecks 50%", ThinningConfig(c3=0.5, bottleneck=0.5, module_keep=STRIDED_HALVED)),
+        ("thin strided 3/5/7 50%, C3 50%, bottlenecks 50%", STRIDED_C3_BOTTLENECKS),
         ("thin strided 3/5/7 50% + head C3s to 25%, backbone C3 75% / bottlenecks 50%", STRIDED_HEAD_HEAVY),
     ):
         points.append(Point(label, "channels thinned", dense, method="pipeline", thinning=thinning))

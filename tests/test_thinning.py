@@ -13,6 +13,7 @@ from yolotut.models.thinning import (
     BACKBONE_SPLIT,
     HEAD_HEAVY,
     STRIDED_C3,
+    STRIDED_C3_BOTTLENECKS,
     STRIDED_HEAD_HEAVY,
     ChannelFade,
     ThinningConfig,
@@ -405,3 +406,6 @@ def test_strided_configs_halve_the_strided_convs_after_the_stem():
     strided_head_heavy = thin(_model("n"), STRIDED_HEAD_HEAVY)
     assert strided_head_heavy == {**head_heavy, "model.3": (64, 32), "model.5": (128, 64), "model.7": (256, 128)}
     assert ThinningConfig.from_dict(STRIDED_HEAD_HEAVY.to_dict()) == STRIDED_HEAD_HEAVY
+    halved = thin(_model("n"), ThinningConfig(c3=0.5, bottleneck=0.5))
+    assert thin(_model("n"), STRIDED_C3_BOTTLENECKS) == {**halved, "model.3": (64, 32), "model.5": (128, 64), "model.7": (256, 128)}
+    assert ThinningConfig.from_dict(STRIDED_C3_BOTTLENECKS.to_dict()) == STRIDED_C3_BOTTLENECKS
