@@ -328,7 +328,9 @@ def test_a_resumed_run_trains_on_the_same_data_as_an_uninterrupted_one(tmp_path:
     whole = train(tiny_config(tmp_path / "whole", "dense-finetune", 2, ema=ema), progress=False)
     config = tiny_config(tmp_path / "stopped", "dense-finetune", 2, ema=ema)
     _stop_after_first_checkpoint(config, monkeypatch)
+    assert (load_training_checkpoint(tmp_path / "stopped" / "last.pt")["training_model"] is not None) == ema
     resumed = train(config, resume=True, progress=False)
+    assert load_training_checkpoint(resumed.final_checkpoint)["training_model"] is None  # nothing left to resume
     assert resumed.epochs_run == 1
     losses = [[h[k] for k in ("box", "obj", "cls")] for h in resumed.history]
     assert losses == [[h[k] for k in ("box", "obj", "cls")] for h in whole.history]

@@ -620,9 +620,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 "model": {k: v.detach().cpu() for k, v in weights_model.state_dict().items()},
                 "optimizer": optimizer.state_dict(),
                 "ema": None,  # the saved model already holds the EMA weights
-                # ...and these are the weights being trained, which a resumed run must go on from
+                # ...and these are the weights being trained, which a resumed run must go on
+                # from (a finished run is not resumed: its final.pt stays one model in size)
                 "training_model": (
-                    {k: v.detach().cpu() for k, v in model.state_dict().items()} if ema is not None else None
+                    {k: v.detach().cpu() for k, v in model.state_dict().items()} if ema is not None and not finished else None
                 ),
                 "ema_updates": ema.updates if ema is not None else 0,
                 "epoch": epoch,
