@@ -16,8 +16,9 @@ from yolotut.report import (
 )
 
 
-def _goals(path: Path, thinned_ratio: float, fps: float) -> None:
+def _goals(path: Path, thinned_ratio: float, fps: float, **extra: int) -> None:
     path.write_text(json.dumps({
+        **extra,
         "rounds": 7,
         "ratios": {
             "goal1_s_thinned_vs_dense_int8": {"median": thinned_ratio, "min": thinned_ratio - 0.1, "max": thinned_ratio + 0.2, "goal": 1.5},
@@ -31,7 +32,7 @@ def _goals(path: Path, thinned_ratio: float, fps: float) -> None:
 def test_goals_of_every_run_are_listed_with_their_verdict(tmp_path: Path) -> None:
     _goals(tmp_path / "issue6_goals.json", 1.53, 371.4)
     (tmp_path / "later").mkdir()
-    _goals(tmp_path / "later" / "issue6_goals.json", 1.43, 170.0)
+    _goals(tmp_path / "later" / "issue6_goals.json", 1.43, 170.0, disturbed_measurements=2, measurements=84)
     rows = goal_rows(tmp_path)
     assert len(rows) == 6
     verdicts = {(r["source"], r["goal"]): r["met"] for r in rows}
@@ -40,6 +41,10 @@ def test_goals_of_every_run_are_listed_with_their_verdict(tmp_path: Path) -> Non
     assert verdicts[("later/issue6_goals.json", "goal3 end-to-end video FPS: ours n-hs thinned+int8 (deepsparse)")] is False
     table = markdown_table(goal_table(rows))
     assert "1.43x (1.33-1.63)" in table and ">= 1.5x" in table and "371.4 FPS (361.4-376.4)" in table
+    quiet = {(r["source"], r["goal"]): r["quiet"] for r in rows}
+    assert quiet[("later/issue6_goals.json", "goal1_s_thinned_vs_dense_int8")] == "2 of 84 disturbed"
+    assert quiet[("issue6_goals.json", "goal1_s_thinned_vs_dense_int8")] == "not checked"  # an older file
+    assert "| 7 | 2 of 84 disturbed | later/issue6_goals.json |" in table
 
 
 def test_accuracy_budget_rows_by_epochs(tmp_path: Path) -> None:
