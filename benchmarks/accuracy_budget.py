@@ -26,7 +26,9 @@ ONNX Runtime without it):
 * ``thinned-strided-*``: faster than the halved model, the bottlenecks kept whole: the
   C3 branches and the backbone's strided convolutions (blocks 3, 5, 7) halved
   (``thinning.STRIDED_C3``); ``thinned-strided-head-*`` the same convolutions halved on
-  top of ``HEAD_HEAVY`` (``thinning.STRIDED_HEAD_HEAVY``).
+  top of ``HEAD_HEAVY`` (``thinning.STRIDED_HEAD_HEAVY``); ``thinned-strided-all-*``
+  the strided convolutions, C3 branches and bottlenecks all halved
+  (``thinning.STRIDED_C3_BOTTLENECKS``, notebook 05's YOLOv5s thinning).
 
 ``--criterion`` chooses which channels the thinned variants lose
 (``yolotut.models.thinning.CRITERIA``; default: ``ThinningConfig``'s); give each
@@ -67,6 +69,7 @@ HEAD_HEAVY = thinning.HEAD_HEAVY.to_dict()
 BACKBONE_SPLIT = thinning.BACKBONE_SPLIT.to_dict()
 STRIDED_C3 = thinning.STRIDED_C3.to_dict()
 STRIDED_HEAD_HEAVY = thinning.STRIDED_HEAD_HEAVY.to_dict()
+STRIDED_C3_BOTTLENECKS = thinning.STRIDED_C3_BOTTLENECKS.to_dict()
 
 VARIANTS = {
     "dense": {"recipe": "dense-finetune"},
@@ -98,6 +101,7 @@ VARIANTS = {
     "thinned-strided-head-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": STRIDED_HEAD_HEAVY, "fade": True},
     "thinned-strided-head-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_HEAD_HEAVY, "fade": True},
     "thinned-strided-head-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_HEAD_HEAVY, "fade": True, "distill": 1.0},
+    "thinned-strided-all-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_C3_BOTTLENECKS, "fade": True},
     "thinned-fade-distill-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
     "thinned-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
 }
