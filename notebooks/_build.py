@@ -732,7 +732,8 @@ costs a pretrained model most of its accuracy, which a short fine-tune does not 
 back (YOLOv5n, 8 epochs: mAP@0.5 0.216 thinned vs 0.720 dense, `benchmarks/README.md`),
 so `thinning_fade_epochs` fades the channels out over the first half of the epochs
 and removes them only then (8 epochs: 0.413 with the smallest filters removed,
-0.536 and 0.507 with the largest, two seeds). The quick profile shows the speed, only the full profile
+0.536 and 0.507 with the largest, two seeds; with the strided convolutions halved too,
+as here, 0.489, one seed). The quick profile shows the speed, only the full profile
 can show how much of the accuracy returns.
 '''),
     code('''
