@@ -19,8 +19,8 @@ same notebooks):
 Models come from the notebooks' `outputs/models/` (run `make reproduce` first); speed
 does not depend on how long they were trained. Each round runs every engine once
 (25 warm-up + 80 timed runs) in a rotated order, under SCHED_FIFO when allowed, and
-with sparsity_search.py's quiet policy: wait for other processes to stop using CPU,
-and measure again (up to 3 tries) when they used more than 0.25 cores or the
+with sparsity_search.py's quiet policy: wait (up to 2 s) for other processes to stop
+using CPU, and measure again (up to 3 tries) when they used more than 0.25 cores or the
 hypervisor stole as much meanwhile; a round's throughput is 1000 / median latency.
 Ratios are per round, then the median over rounds is printed, with the number of
 measurements that stayed disturbed after the last try.
