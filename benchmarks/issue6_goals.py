@@ -35,11 +35,10 @@ import json
 import statistics
 from pathlib import Path
 
-from sparsity_search import QuietPolicy, realtime, wait_for_quiet  # same folder: the search's helpers
+from sparsity_search import QuietPolicy, measure_quietly, realtime  # same folder: the search's helpers
 
 from yolotut import assets, hardware
-from yolotut.benchmark import BenchmarkResult, benchmark_engine
-from yolotut.engines import Engine, create_engine
+from yolotut.engines import create_engine
 from yolotut.video import run_video
 
 
@@ -63,18 +62,6 @@ RATIOS = {
     "goal4_s_thinned_vs_dense_pytorch": ("ours s thinned+int8 (deepsparse)", "ours s dense (pytorch)", 4.0),
 }
 VIDEO = ("ours n-hs pruned+int8 (deepsparse)", "ours n-hs thinned+int8 (deepsparse)", "author n-hs (deepsparse)")
-
-
-def measure_quietly(engine: Engine, seed: int, quiet: QuietPolicy) -> tuple[BenchmarkResult, bool]:
-    """One timed run, repeated while other processes (or other VMs) took CPU; (result, still disturbed)."""
-    for _ in range(quiet.max_tries):
-        wait_for_quiet(quiet.threshold, quiet.max_wait)
-        with realtime(True):
-            result = benchmark_engine(engine, progress=False, seed=seed)
-        foreign = max(result.other_cpu_cores or 0.0, result.steal_cpu_cores or 0.0)
-        if foreign <= quiet.threshold:
-            return result, False
-    return result, True
 
 
 def main() -> None:
@@ -103,8 +90,8 @@ def main() -> None:
     for round_index in range(args.rounds):
         order = labels[round_index % len(labels):] + labels[: round_index % len(labels)]
         for label in order:
-            result, still_disturbed = measure_quietly(engines[label], round_index, quiet)
-            disturbed += still_disturbed
+            result, load, _, _ = measure_quietly(engines[label], quiet, seed=round_index)
+            disturbed += load > quiet.threshold
             # The median: one descheduled DeepSparse run moves the mean far more.
             speeds[label].append(1000.0 / float(result.latency_ms_median))
     ratios = {}
