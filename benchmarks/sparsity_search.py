@@ -61,6 +61,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 import yolotut.compat  # noqa: E402,F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
+from yolotut.benchmark import CpuContention, benchmark_engine  # noqa: E402
 from yolotut.models.thinning import BACKBONE_SPLIT, HEAD_HEAVY, STRIDED_C3, STRIDED_C3_BOTTLENECKS, STRIDED_HALVED, STRIDED_HEAD_HEAVY, ThinningConfig  # noqa: E402
 from yolotut.sparsify import BLOCK, RECIPE_DENSE, UNSTRUCTURED, SparsityConfig  # noqa: E402
 
@@ -424,38 +425,22 @@ def _derive_model(spec: ModelSpec, point: Point, path: Path, model_dir: Path, se
 # DeepSparse's worker threads meet at a barrier after every layer: when another process
 # takes one of the two cores, the whole engine waits for the descheduled thread and a
 # 2 ms model takes 7-250 ms. So every measurement is checked for CPU time used by
-# other processes during it (system-wide busy time from /proc/stat minus this
-# process's own; in a VM also the time the hypervisor stole), and repeated when the
+# other processes during it (`yolotut.benchmark.CpuContention`: system-wide busy time
+# minus this process's own; in a VM also the time the hypervisor stole), and repeated when the
 # machine was not quiet.
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _cpu_snapshot() -> tuple[float, float, float] | None:
-    """(wall s, CPU s busy system-wide, CPU s used by this process), or None off Linux."""
-    try:
-        with open("/proc/stat") as fh:
-            values = [int(v) for v in fh.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    busy = sum(values) - values[3] - values[4]  # minus idle and iowait
-    own = os.times()
-    return time.monotonic(), busy / _CLK_TCK, own.user + own.system
-
-
-def foreign_load(before: tuple[float, float, float] | None, after: tuple[float, float, float] | None) -> float:
-    """Cores' worth of CPU that *other* processes used between two snapshots (0 off Linux)."""
-    if before is None or after is None or after[0] <= before[0]:
-        return 0.0
-    return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / (after[0] - before[0]))
+def _contention_during(seconds: float) -> float:
+    """Cores' worth of CPU that other processes and the hypervisor took over the next ``seconds``."""
+    meter = CpuContention()
+    meter.start()
+    time.sleep(seconds)
+    return meter.stop() + (meter.steal_cores or 0.0)
 
 
 def wait_for_quiet(threshold: float, max_wait: float, probe: float = 0.5) -> float:
     """Block until other processes use at most ``threshold`` cores (or ``max_wait`` s pass)."""
     deadline = time.monotonic() + max_wait
     while True:
-        before = _cpu_snapshot()
-        time.sleep(probe)
-        load = foreign_load(before, _cpu_snapshot())
+        load = _contention_during(probe)
         if load <= threshold or time.monotonic() >= deadline:
             return load
         time.sleep(1.0)
@@ -505,14 +490,13 @@ def measure_quietly(engine: Any, quiet: QuietPolicy, use_realtime: bool = True, 
     Returns (the kept ``BenchmarkResult``, the cores' worth of CPU that other processes
     -- or, in a VM, the hypervisor -- took during it, tries used, whether it ran real-time).
     """
-    from yolotut.benchmark import benchmark_engine
-
     for attempt in range(1, quiet.max_tries + 1):
         wait_for_quiet(quiet.threshold, quiet.max_wait)
         with realtime(use_realtime) as rt:
-            before = _cpu_snapshot()
+            meter = CpuContention()
+            meter.start()
             result = benchmark_engine(engine, progress=False, **benchmark_args)
-            load = max(foreign_load(before, _cpu_snapshot()), result.steal_cpu_cores or 0.0)
+            load = meter.stop() + (meter.steal_cores or 0.0)
         if load <= quiet.threshold:
             break
     return result, load, attempt, rt
