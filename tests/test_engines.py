@@ -94,6 +94,25 @@ def test_preprocess_letterboxes_bgr_to_rgb_chw_in_engine_dtype() -> None:
     np.testing.assert_array_equal(batch8[0, :, 32, 60], [255, 0, 0])
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_preprocess_is_letterbox_then_rgb_chw_exactly(dtype: str) -> None:
+    from yolotut.boxes import letterbox
+
+    rng = np.random.default_rng(0)
+    eng = _FixedEngine(np.zeros((1, 7), np.float32), dtype=dtype)
+    buffer = eng.new_input_buffer()
+    # Wide, tall, square, odd sizes (uneven borders), smaller and larger than the input.
+    for h, w in [(32, 64), (64, 32), (64, 64), (33, 71), (338, 640), (5, 300), (63, 64), (17, 17), (1080, 1920)]:
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        batch, metas = eng.preprocess([image], out=buffer)  # reused: stale borders must be overwritten
+        boxed, ratio, pad = letterbox(image, (eng.imgsz, eng.imgsz), auto=False)
+        expected = boxed[..., ::-1].transpose(2, 0, 1)
+        if dtype == "float32":
+            expected = expected.astype(np.float32) * np.float32(1 / 255)
+        np.testing.assert_array_equal(batch[0], expected, err_msg=f"{h} x {w}")
+        assert (metas[0].ratio, metas[0].pad) == (ratio, pad)
+
+
 def test_fixed_batch_engines_pad_by_repeating_and_drop_padding_after_nms() -> None:
     # One box at input pixels centre (32, 32), 16 x 8, class 1.
     pred = np.array([[32, 32, 16, 8, 0.9, 0.1, 0.95]], np.float32)

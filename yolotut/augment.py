@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from yolotut.boxes import xywh2xyxy, xyxy2xywh
+from yolotut.boxes import PAD_VALUE, xywh2xyxy, xyxy2xywh
 
 __all__ = [
     "DEFAULT_AUGMENT_HYP",
@@ -56,9 +56,6 @@ DEFAULT_AUGMENT_HYP: dict[str, float] = {
     "fliplr": 0.5,  # probability of a left-right flip
     "mosaic": 1.0,  # probability of a 4-image mosaic
 }
-
-# Grey used for padding everywhere in YOLOv5 (letterbox borders, mosaic canvas).
-PAD_VALUE = 114
 
 
 def augment_hyp(hyp: Mapping[str, Any] | None = None) -> dict[str, float]:

@@ -8,7 +8,7 @@ detections after NMS are ``[n, 6]`` float32 arrays ``x1, y1, x2, y2, conf, cls``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import cv2
 import numpy as np
@@ -30,11 +30,50 @@ ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 # different classes can never overlap (YOLOv5's trick). Must exceed any image side.
 _MAX_WH = 7680.0
 
+PAD_VALUE = 114  # YOLOv5's letterbox and mosaic grey, in every channel
+
+
+class LetterboxGeometry(NamedTuple):
+    """Where a letterboxed image lies in its canvas: ``size`` = resized (w, h), then the
+    borders in pixels."""
+
+    ratio: float
+    size: tuple[int, int]
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+
+def letterbox_geometry(
+    shape: tuple[int, int],
+    new_shape: int | tuple[int, int] = 640,
+    auto: bool = False,
+    scaleup: bool = True,
+    stride: int = 32,
+) -> LetterboxGeometry:
+    """The resize and padding :func:`letterbox` applies to an image of ``shape`` (h, w)."""
+    h0, w0 = shape
+    if h0 <= 0 or w0 <= 0:
+        raise ValueError(f"letterbox expects an image of positive size, got {h0} x {w0}")
+    new_h, new_w = (new_shape, new_shape) if isinstance(new_shape, int) else new_shape
+    r = min(new_h / h0, new_w / w0)
+    if not scaleup:
+        r = min(r, 1.0)
+    w1, h1 = int(round(w0 * r)), int(round(h0 * r))
+    dw, dh = new_w - w1, new_h - h1
+    if auto:
+        dw, dh = dw % stride, dh % stride
+    # Odd padding: the extra pixel goes right/bottom, as in YOLOv5.
+    top, bottom = int(round(dh / 2 - 0.1)), int(round(dh / 2 + 0.1))
+    left, right = int(round(dw / 2 - 0.1)), int(round(dw / 2 + 0.1))
+    return LetterboxGeometry(r, (w1, h1), top, bottom, left, right)
+
 
 def letterbox(
     image: np.ndarray,
     new_shape: int | tuple[int, int] = 640,
-    color: tuple[int, int, int] = (114, 114, 114),
+    color: tuple[int, int, int] = (PAD_VALUE,) * 3,
     auto: bool = False,
     scaleup: bool = True,
     stride: int = 32,
@@ -56,24 +95,13 @@ def letterbox(
     """
     if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"letterbox expects an HxW[xC] image, got shape {image.shape}")
-    h0, w0 = image.shape[:2]
-    new_h, new_w = (new_shape, new_shape) if isinstance(new_shape, int) else new_shape
-    r = min(new_h / h0, new_w / w0)
-    if not scaleup:
-        r = min(r, 1.0)
-    w1, h1 = int(round(w0 * r)), int(round(h0 * r))
-    dw, dh = new_w - w1, new_h - h1
-    if auto:
-        dw, dh = dw % stride, dh % stride
-    if (w1, h1) != (w0, h0):
-        image = cv2.resize(image, (w1, h1), interpolation=interpolation)
-    # Odd padding: the extra pixel goes right/bottom, as in YOLOv5.
-    top, bottom = int(round(dh / 2 - 0.1)), int(round(dh / 2 + 0.1))
-    left, right = int(round(dw / 2 - 0.1)), int(round(dw / 2 + 0.1))
-    if top or bottom or left or right:
+    g = letterbox_geometry(image.shape[:2], new_shape, auto=auto, scaleup=scaleup, stride=stride)
+    if g.size != (image.shape[1], image.shape[0]):
+        image = cv2.resize(image, g.size, interpolation=interpolation)
+    if g.top or g.bottom or g.left or g.right:
         fill = color if image.ndim == 3 else color[0]
-        image = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=fill)
-    return image, r, (float(left), float(top))
+        image = cv2.copyMakeBorder(image, g.top, g.bottom, g.left, g.right, cv2.BORDER_CONSTANT, value=fill)
+    return image, g.ratio, (float(g.left), float(g.top))
 
 
 def xywh2xyxy(x: ArrayOrTensor) -> ArrayOrTensor:
