@@ -1,5 +1,6 @@
-"""The benchmark scripts' quiet policy (benchmarks/sparsity_search.py): measure again
-while other processes or the hypervisor took CPU, keep the last try."""
+"""Helpers of the benchmark scripts: the quiet policy (benchmarks/sparsity_search.py:
+measure again while other processes or the hypervisor took CPU, keep the last try) and
+issue6_goals.py's copy of the author's model with only its decoded output."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sparsity_search.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def search() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sparsity_search_under_test", SCRIPT)
+def _load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def search() -> ModuleType:
+    return _load_script("sparsity_search")
 
 
 class _ScriptedContention:
@@ -73,3 +78,39 @@ def test_a_quiet_first_measurement_is_kept(search: ModuleType, scripted: type[_S
     scripted.readings = [(0.0, 0.0), (0.1, 0.1)]
     result, load, tries, _ = search.measure_quietly("engine", search.QuietPolicy(), use_realtime=False)
     assert (result, tries, load) == ("run 1", 1, pytest.approx(0.2))
+
+
+def test_the_authors_model_keeps_only_its_decoded_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # issue6_goals imports the search's helpers
+    goals = _load_script("issue6_goals")
+    # The author's layout in small: a raw head tensor (out_1) that the decoded output reads.
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["input"], ["out_1"]), helper.make_node("Sigmoid", ["out_1"], ["out_0"])],
+        "two_outputs",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("out_0", TensorProto.FLOAT, [1, 4]), helper.make_tensor_value_info("out_1", TensorProto.FLOAT, [1, 4])],
+    )
+    source = tmp_path / "author.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(source))
+    trimmed = goals.decoded_output_only(source, tmp_path / "copy" / "out0.onnx")
+
+    model = onnx.load(str(trimmed))
+    assert [o.name for o in model.graph.output] == ["out_0"]
+    assert [n.op_type for n in model.graph.node] == ["Relu", "Sigmoid"]
+    x = np.array([[-2.0, -0.5, 0.5, 2.0]], dtype=np.float32)
+
+    def decoded(path: Path) -> np.ndarray:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["out_0"], {"input": x})[0]
+
+    np.testing.assert_array_equal(decoded(trimmed), decoded(source))
+    assert onnx.load(str(source)).graph.output[1].name == "out_1"  # the original is left alone
+
+    without = tmp_path / "no_out0.onnx"
+    onnx.save(helper.make_model(helper.make_graph(graph.node[:1], "g", graph.input, graph.output[1:]), opset_imports=[helper.make_opsetid("", 13)]), str(without))
+    with pytest.raises(ValueError, match="no output 'out_0'"):
+        goals.decoded_output_only(without, tmp_path / "x.onnx")
