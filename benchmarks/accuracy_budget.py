@@ -29,6 +29,9 @@ ONNX Runtime without it):
   top of ``HEAD_HEAVY`` (``thinning.STRIDED_HEAD_HEAVY``); ``thinned-strided-all-*``
   the strided convolutions, C3 branches and bottlenecks all halved
   (``thinning.STRIDED_C3_BOTTLENECKS``, notebook 05's YOLOv5s thinning).
+* ``thinned-first-whole-*``: the halved model with the first C3 (block 2, stride 4)
+  kept whole, which on AVX-512 VNNI buys no time thinned
+  (``thinning.HALVED_FIRST_C3_WHOLE``).
 
 ``--criterion`` chooses which channels the thinned variants lose
 (``yolotut.models.thinning.CRITERIA``; default: ``ThinningConfig``'s); give each
@@ -70,6 +73,7 @@ BACKBONE_SPLIT = thinning.BACKBONE_SPLIT.to_dict()
 STRIDED_C3 = thinning.STRIDED_C3.to_dict()
 STRIDED_HEAD_HEAVY = thinning.STRIDED_HEAD_HEAVY.to_dict()
 STRIDED_C3_BOTTLENECKS = thinning.STRIDED_C3_BOTTLENECKS.to_dict()
+HALVED_FIRST_C3_WHOLE = thinning.HALVED_FIRST_C3_WHOLE.to_dict()
 
 VARIANTS = {
     "dense": {"recipe": "dense-finetune"},
@@ -102,6 +106,9 @@ VARIANTS = {
     "thinned-strided-head-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_HEAD_HEAVY, "fade": True},
     "thinned-strided-head-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_HEAD_HEAVY, "fade": True, "distill": 1.0},
     "thinned-strided-all-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_C3_BOTTLENECKS, "fade": True},
+    # The halved model with the first C3 (block 2) whole: no slower on AVX-512 VNNI (thinning.HALVED_FIRST_C3_WHOLE).
+    "thinned-first-whole-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": HALVED_FIRST_C3_WHOLE, "fade": True},
+    "thinned-first-whole-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": HALVED_FIRST_C3_WHOLE, "fade": True, "distill": 1.0},
     "thinned-fade-distill-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
     "thinned-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
 }

@@ -62,7 +62,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 
 import yolotut.compat  # noqa: E402,F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
 from yolotut.benchmark import CpuContention, benchmark_engine  # noqa: E402
-from yolotut.models.thinning import BACKBONE_SPLIT, HEAD_HEAVY, STRIDED_C3, STRIDED_C3_BOTTLENECKS, STRIDED_HALVED, STRIDED_HEAD_HEAVY, ThinningConfig  # noqa: E402
+from yolotut.models.thinning import BACKBONE_SPLIT, HALVED_FIRST_C3_WHOLE, HEAD_HEAVY, STRIDED_C3, STRIDED_C3_BOTTLENECKS, STRIDED_HALVED, STRIDED_HEAD_HEAVY, ThinningConfig  # noqa: E402
 from yolotut.sparsify import BLOCK, RECIPE_DENSE, UNSTRUCTURED, SparsityConfig  # noqa: E402
 
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks"
@@ -199,6 +199,7 @@ def refine_grid() -> list[Point]:
 STEM = (0, 1)  # YOLOv5 v6: the 6x6 stride-2 stem and the stride-4 convolution
 STEM_HALVED = {m: {"conv": 0.5} for m in STEM}
 HEAD_C3 = (13, 17, 20, 23)
+FIRST_C3_WHOLE = HALVED_FIRST_C3_WHOLE.module_keep
 
 
 def structured_grid() -> list[Point]:
@@ -231,6 +232,13 @@ def structured_grid() -> list[Point]:
         ("thin strided 3/5/7 50%, bottlenecks 50%", ThinningConfig(bottleneck=0.5, module_keep=STRIDED_HALVED)),
         ("thin strided 3/5/7 50%, C3 50%, bottlenecks 50%", STRIDED_C3_BOTTLENECKS),
         ("thin strided 3/5/7 50% + head C3s to 25%, backbone C3 75% / bottlenecks 50%", STRIDED_HEAD_HEAVY),
+        # The first C3 (block 2, stride 4) does the most damage thinned; on AVX-512 its
+        # 16 -> 8 hidden channels looked no faster in DeepSparse's per-layer timings.
+        ("thin C3 50%, bottlenecks 50%, model.2 whole", HALVED_FIRST_C3_WHOLE),
+        ("thin strided 3/5/7 50%, C3 50%, bottlenecks 50%, model.2 whole", ThinningConfig(c3=0.5, bottleneck=0.5, module_keep={**STRIDED_HALVED, **FIRST_C3_WHOLE})),
+        ("thin strided 3/5/7 50%, C3 branches 50%, model.2 whole", ThinningConfig(c3=0.5, module_keep={**STRIDED_HALVED, **FIRST_C3_WHOLE})),
+        ("thin strided 3/5/7 50% + head C3s to 25%, backbone C3 75% / bottlenecks 50%, model.2 whole",
+         ThinningConfig(c3=0.75, bottleneck=0.5, module_keep={**STRIDED_HEAD_HEAVY.module_keep, **FIRST_C3_WHOLE})),
     ):
         points.append(Point(label, "channels thinned", dense, method="pipeline", thinning=thinning))
     return points
