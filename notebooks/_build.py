@@ -1000,8 +1000,8 @@ low-resolution layers cost little time: it ran 1.17-1.20x dense INT8 instead of
 1.25-1.27x, and 1.14x the author's model on an AVX-512 VNNI machine, below the 1.2x
 this model is meant to beat it by, so this notebook keeps the halved model, with one
 exception: the first C3 block (block 2, stride 4) stays whole
-(`thinning.HALVED_FIRST_C3_WHOLE`). Thinning it moves the features more than thinning
-any other block, and on an AVX-512 VNNI CPU its 16 -> 8 channels run no faster: kept
+(`thinning.HALVED_FIRST_C3_WHOLE`). Thinning it moves the features most (on average
+over its channel groups), and on an AVX-512 VNNI CPU its 16 -> 8 channels run no faster: kept
 whole, the model ran 1.27x and 1.31x the author's, the fully halved one 1.23x and 1.28x
 in the same rounds, and after 8 epochs it scored 0.542 and 0.527 (two seeds) against
 0.506 and 0.520. Halving the
@@ -1014,7 +1014,8 @@ Training the dense model for half of the epochs
 and thinning the *trained* model in the other half is no better at the same budget
 (0.451, and 0.519 when it also learns the dense model's features).
 The full profile's 50 epochs close most of the gap, not all of it: on the CPU the fully
-halved INT8 model reached mAP@0.5 0.719 (block 2 whole: not measured at 50 epochs yet) in DeepSparse, dense YOLOv5n 0.797
+halved INT8 model reached mAP@0.5 0.719 in DeepSparse (with block 2 whole: not measured at
+50 epochs yet), dense YOLOv5n 0.797
 (`benchmarks/README.md`, "The full profile"). Learning the *predictions* of a trained
 dense YOLOv5n at the same time (`TrainConfig(distill=1.0, distill_teacher=<its final.pt>,
 distill_target="predictions")`) reached 0.752 (0.758 with the channels faded out over

@@ -174,7 +174,7 @@ STRIDED_C3_BOTTLENECKS = ThinningConfig(c3=0.5, bottleneck=0.5, module_keep=STRI
 # strided convolutions halved: 1.27x dense INT8.
 STRIDED_HEAD_HEAVY = ThinningConfig(c3=0.75, bottleneck=0.5, module_keep={**HEAD_HEAVY.module_keep, **STRIDED_HALVED})
 # Every C3 branch and bottleneck halved except in the first C3 (block 2, stride 4): the
-# block whose thinning moves the features most, and on AVX-512 VNNI buys no time (its
+# block whose thinning moves the features most on average, and on AVX-512 VNNI buys no time (its
 # 16 -> 8 channels ran no faster in DeepSparse; 1.27x / 1.31x the blog author's model
 # against 1.23x / 1.28x for halving it too, in the same rounds).
 HALVED_FIRST_C3_WHOLE = ThinningConfig(c3=0.5, bottleneck=0.5, module_keep={2: {"c3": 1.0, "bottleneck": 1.0}})
