@@ -62,7 +62,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 
 import yolotut.compat  # noqa: E402,F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
 from yolotut.benchmark import CpuContention, benchmark_engine  # noqa: E402
-from yolotut.models.thinning import BACKBONE_SPLIT, HALVED_FIRST_C3_WHOLE, HEAD_HEAVY, STRIDED_C3, STRIDED_C3_BOTTLENECKS, STRIDED_HALVED, STRIDED_HEAD_HEAVY, ThinningConfig  # noqa: E402
+from yolotut.models.thinning import BACKBONE_SPLIT, FIRST_C3_WHOLE, HALVED_FIRST_C3_WHOLE, HEAD_HEAVY, STRIDED_C3, STRIDED_C3_BOTTLENECKS, STRIDED_HALVED, STRIDED_HEAD_HEAVY, ThinningConfig  # noqa: E402
 from yolotut.sparsify import BLOCK, RECIPE_DENSE, UNSTRUCTURED, SparsityConfig  # noqa: E402
 
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks"
@@ -199,7 +199,6 @@ def refine_grid() -> list[Point]:
 STEM = (0, 1)  # YOLOv5 v6: the 6x6 stride-2 stem and the stride-4 convolution
 STEM_HALVED = {m: {"conv": 0.5} for m in STEM}
 HEAD_C3 = (13, 17, 20, 23)
-FIRST_C3_WHOLE = HALVED_FIRST_C3_WHOLE.module_keep
 
 
 def structured_grid() -> list[Point]:

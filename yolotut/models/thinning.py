@@ -60,7 +60,7 @@ from tqdm.auto import tqdm
 from yolotut.models.common import C3, SPPF, Conv
 
 __all__ = [
-    "BACKBONE_SPLIT", "CRITERIA", "HALVED_FIRST_C3_WHOLE", "HEAD_HEAVY", "KINDS", "STRIDED_C3", "STRIDED_C3_BOTTLENECKS", "STRIDED_HALVED", "STRIDED_HEAD_HEAVY", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count",
+    "BACKBONE_SPLIT", "CRITERIA", "FIRST_C3_WHOLE", "HALVED_FIRST_C3_WHOLE", "HEAD_HEAVY", "KINDS", "STRIDED_C3", "STRIDED_C3_BOTTLENECKS", "STRIDED_HALVED", "STRIDED_HEAD_HEAVY", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count",
     "feature_errors", "plan", "removal_damage", "thin", "thin_to_widths",
 ]
 
@@ -155,7 +155,9 @@ HEAD_HEAVY = ThinningConfig(c3=0.75, bottleneck=0.5, module_keep={m: {"c3": 0.25
 # damage; in the backbone, blocks 6 and 8 do the least per group. So: keep block 2 whole,
 # thin blocks 6 and 8 to a quarter, halve the rest. Measured as fast as halving everything
 # and less accurate (benchmarks/README.md); kept to reproduce that.
-BACKBONE_SPLIT = ThinningConfig(c3=0.5, bottleneck=0.5, module_keep={2: {"c3": 1.0, "bottleneck": 1.0},
+# (AVX2 figures; on AVX-512 VNNI, halving block 2 saved nothing: HALVED_FIRST_C3_WHOLE.)
+FIRST_C3_WHOLE: Mapping[int, Mapping[str, float]] = {2: {"c3": 1.0, "bottleneck": 1.0}}
+BACKBONE_SPLIT = ThinningConfig(c3=0.5, bottleneck=0.5, module_keep={**FIRST_C3_WHOLE,
                                                                     **{m: {"c3": 0.25, "bottleneck": 0.25} for m in (6, 8)}})
 
 
@@ -177,7 +179,7 @@ STRIDED_HEAD_HEAVY = ThinningConfig(c3=0.75, bottleneck=0.5, module_keep={**HEAD
 # block whose thinning moves the features most on average, and on AVX-512 VNNI buys no time (its
 # 16 -> 8 channels ran no faster in DeepSparse; 1.27x / 1.31x the blog author's model
 # against 1.23x / 1.28x for halving it too, in the same rounds).
-HALVED_FIRST_C3_WHOLE = ThinningConfig(c3=0.5, bottleneck=0.5, module_keep={2: {"c3": 1.0, "bottleneck": 1.0}})
+HALVED_FIRST_C3_WHOLE = ThinningConfig(c3=0.5, bottleneck=0.5, module_keep=FIRST_C3_WHOLE)
 
 
 @dataclass
