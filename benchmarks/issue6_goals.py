@@ -47,12 +47,13 @@ from yolotut.engines import create_engine
 from yolotut.video import run_video
 
 
+AUTHOR_OUT0 = "author n-hs, out_0 only (deepsparse)"  # the author's model, raw head outputs dropped
 ENGINES = {
     # label: (file in --models-dir, engine); the author's model comes from yolotut.assets
     "ours n-hs pruned+int8 (deepsparse)": ("yolov5n-hardswish-pruned-quantized.onnx", "deepsparse"),
     "ours n-hs thinned+int8 (deepsparse)": ("yolov5n-hardswish-thinned-quantized.onnx", "deepsparse"),
     "author n-hs (deepsparse)": (None, "deepsparse"),
-    "author n-hs, out_0 only (deepsparse)": (None, "deepsparse"),
+    AUTHOR_OUT0: (None, "deepsparse"),
     "ours s pruned+int8 (deepsparse)": ("yolov5s-pruned-quantized.onnx", "deepsparse"),
     "ours s thinned+int8 (deepsparse)": ("yolov5s-thinned-quantized.onnx", "deepsparse"),
     "ours s dense int8 (deepsparse)": ("yolov5s-oneshot-int8.onnx", "deepsparse"),
@@ -64,7 +65,7 @@ RATIOS = {
     "goal1_s_thinned_vs_dense_int8": ("ours s thinned+int8 (deepsparse)", "ours s dense int8 (deepsparse)", 1.5),
     "goal2_n_pruned_vs_author": ("ours n-hs pruned+int8 (deepsparse)", "author n-hs (deepsparse)", 1.2),
     "goal2_n_thinned_vs_author": ("ours n-hs thinned+int8 (deepsparse)", "author n-hs (deepsparse)", 1.2),
-    "goal2_n_thinned_vs_author_out0_only": ("ours n-hs thinned+int8 (deepsparse)", "author n-hs, out_0 only (deepsparse)", 1.2),
+    "goal2_n_thinned_vs_author_out0_only": ("ours n-hs thinned+int8 (deepsparse)", AUTHOR_OUT0, 1.2),
     "goal4_s_pruned_vs_dense_pytorch": ("ours s pruned+int8 (deepsparse)", "ours s dense (pytorch)", 4.0),
     "goal4_s_thinned_vs_dense_pytorch": ("ours s thinned+int8 (deepsparse)", "ours s dense (pytorch)", 4.0),
 }
@@ -98,7 +99,7 @@ def main() -> None:
     engines = {}
     for label, (name, kind) in ENGINES.items():
         path = assets.fetch(AUTHOR_MODEL) if name is None else models / name
-        if "out_0 only" in label:
+        if label == AUTHOR_OUT0:
             path = decoded_output_only(path, Path(args.out).parent / "author_out0_only.onnx")
         if not path.exists():
             print(f"{label}: {path} missing (run `make reproduce` first): skipped")
