@@ -46,7 +46,9 @@ The performance issue's accuracy goal is about the full profile (50 epochs, note
 a run at any time and continue it later with ``--resume`` (same arguments): a variant
 whose run folder holds ``final.pt`` is only scored, one with ``last.pt`` continues
 after its last finished epoch; the training time reported adds up the epochs of all
-sessions.
+sessions. ``--train-only`` trains without scoring, for a machine that lacks the valid
+split or DeepSparse (a GPU machine); copy the run folders back and score them with
+``--resume`` and the same arguments.
 
     python benchmarks/accuracy_budget.py --epochs 3 --variants dense thinned-int8
     python benchmarks/accuracy_budget.py --epochs 3 --max-images 256 --val-images 100 --variants dense --before
@@ -138,6 +140,8 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=416)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=TrainConfig.workers, help="data-loading processes per run "
+                        "(default: TrainConfig's; more on a GPU machine, where loading feeds the GPU)")
     parser.add_argument("--weights", default="yolov5n", help="where every variant starts: an asset, a checkpoint or the "
                         "final.pt of a run trained without QAT (default: the COCO yolov5n.pt)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (data order, augmentation, fresh head)")
@@ -151,6 +155,9 @@ def main() -> None:
                         "epochs, at most 1; the full profile, like TrainConfig, uses 3)")
     parser.add_argument("--resume", action="store_true", help="score finished runs in --out as they are and continue "
                         "unfinished ones from their last.pt, instead of training every variant afresh")
+    parser.add_argument("--train-only", action="store_true", help="train (or continue) the variants without scoring "
+                        "them, e.g. on a GPU machine that lacks the valid split or DeepSparse; score them later "
+                        "with --resume and the same arguments")
     parser.add_argument("--before", action="store_true", help="also score the starting model (COCO yolov5n.pt, fresh head)")
     parser.add_argument("--out", default="outputs/benchmarks/accuracy_budget")
     args = parser.parse_args()
@@ -158,6 +165,8 @@ def main() -> None:
     int8_engine = "deepsparse" if deepsparse_unavailable_reason() is None else "onnxruntime"
 
     results = {}
+    if args.before and args.train_only:
+        parser.error("--before scores the starting model; it cannot go with --train-only")
     if args.before:
         start = initial_model(TrainConfig(weights="yolov5n"), ["pistol"]).eval()
         scores = evaluate(TorchEngine(start, imgsz=args.imgsz), "pistols", split="valid", max_images=args.val_images)
@@ -185,6 +194,7 @@ def main() -> None:
             max_images=args.max_images,
             warmup_epochs=args.warmup_epochs if args.warmup_epochs is not None else min(1.0, args.epochs / 3),
             device=args.device,
+            workers=args.workers,
             seed=args.seed,
             out_dir=str(out / name),
             **{"weights": "yolov5n", **settings},
@@ -200,6 +210,9 @@ def main() -> None:
                 _check_same_run(load_training_checkpoint(run_dir / "last.pt")["config"], config)
             result = train(config, resume=resume)
             final_checkpoint, history = result.final_checkpoint, result.history
+        if args.train_only:
+            print(f"{name:16s} trained: {final_checkpoint} (not scored: --train-only)", flush=True)
+            continue
         epoch_seconds = [record.get("seconds") for record in history]
         device = ", ".join(sorted({record.get("device", "not recorded") for record in history}))
         # Runs trained before epochs were timed: their training time is not known here.

@@ -1,10 +1,12 @@
 """Helpers of the benchmark scripts: the quiet policy (benchmarks/sparsity_search.py:
-measure again while other processes or the hypervisor took CPU, keep the last try) and
-issue6_goals.py's copy of the author's model with only its decoded output."""
+measure again while other processes or the hypervisor took CPU, keep the last try),
+issue6_goals.py's copy of the author's model with only its decoded output, and
+accuracy_budget.py's training on one machine and scoring on another."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -114,3 +116,38 @@ def test_the_authors_model_keeps_only_its_decoded_output(tmp_path: Path, monkeyp
     onnx.save(helper.make_model(helper.make_graph(graph.node[:1], "g", graph.input, graph.output[1:]), opset_imports=[helper.make_opsetid("", 13)]), str(without))
     with pytest.raises(ValueError, match="no output 'out_0'"):
         goals.decoded_output_only(without, tmp_path / "x.onnx")
+
+
+def test_accuracy_budget_trains_only_then_scores_the_run_later(
+    tmp_path: Path, mirror: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--train-only (a GPU machine without the valid split) leaves a finished run that a
+    later --resume with the same arguments scores without training it again."""
+    budget = _load_script("accuracy_budget")
+    out = tmp_path / "runs"
+    args = ["accuracy_budget.py", "--epochs", "1", "--max-images", "8", "--batch-size", "4", "--imgsz", "128",
+            "--workers", "0", "--variants", "dense", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", [*args, "--train-only"])
+    budget.main()
+    assert (out / "dense" / "final.pt").is_file()
+    assert not (out / "accuracy_budget.json").exists()
+    assert "not scored" in capsys.readouterr().out
+
+    trained = (out / "dense" / "final.pt").stat().st_mtime_ns
+    monkeypatch.setattr(sys, "argv", [*args, "--resume", "--val-images", "4"])
+    budget.main()
+    assert (out / "dense" / "final.pt").stat().st_mtime_ns == trained  # scored, not trained again
+    result = json.loads((out / "accuracy_budget.json").read_text())["results"]["dense"]
+    assert result["val_images"] == 4 and result["engine"] == "torch" and 0.0 <= result["map50"] <= 1.0
+
+    # Other settings under the same --out are refused, not scored as if they matched.
+    monkeypatch.setattr(sys, "argv", [*args, "--resume", "--seed", "1"])
+    with pytest.raises(SystemExit, match="other settings \\(seed\\)"):
+        budget.main()
+
+
+def test_accuracy_budget_refuses_to_score_the_start_when_training_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    budget = _load_script("accuracy_budget")
+    monkeypatch.setattr(sys, "argv", ["accuracy_budget.py", "--train-only", "--before"])
+    with pytest.raises(SystemExit):
+        budget.main()
