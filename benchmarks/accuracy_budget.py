@@ -217,6 +217,12 @@ def main() -> None:
         device = ", ".join(sorted({record.get("device", "not recorded") for record in history}))
         # Runs trained before epochs were timed: their training time is not known here.
         seconds = None if None in epoch_seconds else sum(epoch_seconds)
+        # A run may start on a GPU machine and go on here: its time on each device.
+        seconds_by_device: dict[str, float] = {}
+        for record in history:
+            if seconds is not None:
+                where = record.get("device", "not recorded")
+                seconds_by_device[where] = seconds_by_device.get(where, 0.0) + record["seconds"]
         model = load_trained_model(final_checkpoint)
         if name.endswith("-int8"):
             path = export_onnx(model, out / f"{name}.onnx", imgsz=args.imgsz, uint8_input=True).path
@@ -232,13 +238,15 @@ def main() -> None:
             "epochs": args.epochs,
             "train_images": args.max_images or "all",
             "train_seconds": None if seconds is None else round(seconds, 1),
+            "train_seconds_by_device": {where: round(value, 1) for where, value in sorted(seconds_by_device.items())},
             "device": device,
             "seed": args.seed,
             "config": settings,
         }
-        trained = "for an unrecorded time" if seconds is None else f"{seconds / 60:.1f} min"
+        trained = "for an unrecorded time" if seconds is None else " + ".join(
+            f"{value / 60:.1f} min on {where}" for where, value in sorted(seconds_by_device.items()))
         print(f"{name:16s} mAP@0.5 {scores['map50']:.3f}  mAP@0.5:0.95 {scores['map50_95']:.3f}  "
-              f"({scores['images']} images, {engine_name}); trained {trained} on {device}", flush=True)
+              f"({scores['images']} images, {engine_name}); trained {trained}", flush=True)
         summary_path = out / "accuracy_budget.json"
         # Several invocations may share --out: keep the variants measured earlier.
         earlier = json.loads(summary_path.read_text())["results"] if summary_path.exists() else {}

@@ -60,6 +60,14 @@ def test_accuracy_budget_rows_by_epochs(tmp_path: Path) -> None:
     assert "| dense | 8 | all | 0.720 | 0.402 | 500 | torch | 16.2 | cpu | a/accuracy_budget.json |" in table
 
 
+def test_a_run_that_moved_between_machines_shows_its_minutes_on_each(tmp_path: Path) -> None:
+    result = {"map50": 0.768, "map50_95": 0.428, "val_images": 500, "engine": "deepsparse", "epochs": 50, "train_images": "all",
+              "train_seconds": 4442.2, "train_seconds_by_device": {"cpu": 3983.7, "cuda": 458.5}, "device": "cpu, cuda"}
+    (tmp_path / "accuracy_budget.json").write_text(json.dumps({"epochs": 50, "results": {"thinned-int8": result}}))
+    table = markdown_table(accuracy_budget_table(accuracy_budget_rows(tmp_path)))
+    assert "| deepsparse | 66.4 (cpu) + 7.6 (cuda) | cpu, cuda |" in table
+
+
 def test_no_benchmark_files_no_rows(tmp_path: Path) -> None:
     assert goal_rows(tmp_path) == [] and accuracy_budget_rows(tmp_path) == []
 

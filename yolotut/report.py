@@ -244,13 +244,21 @@ def accuracy_budget_rows(benchmarks_dir: str | Path) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["epochs"] or 0, r["variant"]))
 
 
+def _training_minutes(result: Mapping[str, Any]) -> str | None:
+    """Minutes of training; per device when a run moved, e.g. from a GPU machine to the CPU."""
+    by_device = result.get("train_seconds_by_device") or {}
+    if len(by_device) > 1:
+        return " + ".join(f"{seconds / 60:.1f} ({device})" for device, seconds in sorted(by_device.items()))
+    return None if result.get("train_seconds") is None else f"{result['train_seconds'] / 60:.1f}"
+
+
 def accuracy_budget_table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     return _table(
         ["variant", "epochs", "training images", "mAP@0.5", "mAP@0.5:0.95", "validation images", "engine", "training minutes", "device", "file"],
         (
             [
                 r["variant"], r["epochs"], r.get("train_images"), r["map50"], r["map50_95"], r.get("val_images"), r.get("engine"),
-                None if r.get("train_seconds") is None else f"{r['train_seconds'] / 60:.1f}", r.get("device"), r["source"],
+                _training_minutes(r), r.get("device"), r["source"],
             ]
             for r in rows
         ),
