@@ -219,10 +219,9 @@ def main() -> None:
         seconds = None if None in epoch_seconds else sum(epoch_seconds)
         # A run may start on a GPU machine and go on here: its time on each device.
         seconds_by_device: dict[str, float] = {}
-        for record in history:
-            if seconds is not None:
-                where = record.get("device", "not recorded")
-                seconds_by_device[where] = seconds_by_device.get(where, 0.0) + record["seconds"]
+        for record in history if seconds is not None else []:
+            where = record.get("device", "not recorded")
+            seconds_by_device[where] = seconds_by_device.get(where, 0.0) + record["seconds"]
         model = load_trained_model(final_checkpoint)
         if name.endswith("-int8"):
             path = export_onnx(model, out / f"{name}.onnx", imgsz=args.imgsz, uint8_input=True).path
