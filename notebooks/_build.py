@@ -984,8 +984,8 @@ mAP@0.5 0.036 against 0.599 for the dense YOLOv5n, with 8 epochs 0.216 against 0
 (`benchmarks/accuracy_budget.py`); removing even a quarter of one block's channels moves
 the features the head reads by 10-100 % (`benchmarks/thinning_damage.py`).
 So the channels are not cut at once: `thinning_fade_epochs` multiplies them by a factor
-that falls from 1 to 0 over the first epochs (`ChannelFade`; half of them in the 8-epoch runs quoted here, a quarter in this notebook), the rest of
-the network takes their work over meanwhile, and once they output nothing they are
+that falls from 1 to 0 over the first epochs (`ChannelFade`; half of them in the 8-epoch
+runs quoted here, a quarter in this notebook), the rest of the network takes their work over meanwhile, and once they output nothing they are
 removed, which then changes nothing. With the same 8 epochs that gave 0.216 this scored
 0.413 (3 epochs, no QAT: 0.201 against 0.031), better than feature distillation from the
 unthinned model (`distill=1.0`: 0.244; added to fading it did not help, 0.173 at 3
