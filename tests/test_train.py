@@ -13,6 +13,7 @@ import torch
 from yolotut import train as train_module
 from yolotut.export import export_onnx, is_quantized
 from yolotut.train import (
+    ModelEMA,
     TrainConfig,
     available_recipes,
     build_optimizer,
@@ -304,6 +305,36 @@ def test_regroup_parameters_follows_thinned_layers() -> None:
     sum(level.sum() for level in model(torch.rand(1, 3, 64, 64))).backward()
     optimizer.step()
     assert len(optimizer.state) == len(grouped)
+
+
+def test_ema_averages_every_float_tensor_and_keeps_the_pruned_zeros() -> None:
+    torch.manual_seed(0)
+    model = initial_model(TrainConfig(weights=None, size="n"), ["pistol"])
+    ema = ModelEMA(model, updates=100)
+    expected = {name: value.clone() for name, value in ema.ema.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+        pruned = model.model[2].cv1.conv.weight
+        pruned[: pruned.shape[0] // 2] = 0.0
+        model.model[2].cv1.bn.running_mean.add_(1.0)  # a float buffer is averaged too
+    d = ema.decay_fn(101)
+    for name, current in model.state_dict().items():
+        if current.dtype.is_floating_point:
+            expected[name].mul_(d).add_(current, alpha=1 - d)
+            if current.dim() == 4:
+                expected[name].masked_fill_(current == 0, 0.0)
+
+    ema.update(model)
+
+    averaged = ema.ema.state_dict()
+    assert ema.updates == 101
+    float_names = [name for name, value in averaged.items() if value.dtype.is_floating_point]
+    assert all(torch.equal(averaged[name], expected[name]) for name in float_names)
+    zeroed = averaged["model.2.cv1.conv.weight"][: pruned.shape[0] // 2]
+    assert zeroed.abs().sum() == 0 and averaged["model.2.cv1.conv.weight"].abs().sum() > 0
+    # Not a copy of the model: the old average still weighs d > 0.5 here.
+    assert not torch.equal(averaged["model.0.conv.weight"], model.state_dict()["model.0.conv.weight"])
 
 
 def _stop_after_first_checkpoint(config: TrainConfig, monkeypatch) -> None:
