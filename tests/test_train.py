@@ -188,9 +188,15 @@ def test_qat_export_runs_in_deepsparse_and_onnxruntime(interrupted_and_resumed_r
     with torch.no_grad():
         torch_out = model(torch.from_numpy(pixels).float() / 255)[0].numpy()
     assert ort_out.shape == ds_out.shape == torch_out.shape == (1, 3 * (32 * 32 + 16 * 16 + 8 * 8), 6)
-    # Boxes are in input pixels (0..256): INT8 engines agree with each other closely
-    # and with the fake-quantized torch model within a few pixels.
-    assert np.abs(ds_out - ort_out).max() < 1.0
+    # Boxes are in input pixels (0..256). The two INT8 engines may requantize an
+    # activation one step apart, and in this barely trained model one step can move a
+    # box by pixels: on one Zen 5 machine 363 of 24,192 outputs differed by more than
+    # 1 (99th percentile 2.1 px, largest 17 px on a 650 px box) where other machines
+    # had them all within 1. Most agree exactly, the scores closely.
+    engines_apart = np.abs(ds_out - ort_out)
+    assert np.median(engines_apart) < 0.01
+    assert np.quantile(engines_apart[..., :4], 0.99) < 4.0
+    assert engines_apart[..., 4:].max() < 0.05
     assert np.median(np.abs(ds_out[..., :4] - torch_out[..., :4])) < 2.0
 
 
