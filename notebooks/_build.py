@@ -1018,7 +1018,8 @@ halved INT8 model reached mAP@0.5 0.719 in DeepSparse, dense YOLOv5n 0.797
 (`benchmarks/README.md`, "The full profile"). This notebook's model (block 2 whole, the
 channels faded out over the first quarter of the epochs, 12 of 50) reached **0.768**
 without a teacher (36 epochs on a GPU, the last 14 on the CPU): 2.9 points below that
-dense run, 3.8 below a second one of the same command (0.806). Learning the *predictions* of a trained
+dense run, which a third run in one go reproduced to the last digit (0.806 came from a
+run resumed the old way, from its EMA weights). Learning the *predictions* of a trained
 dense YOLOv5n at the same time (`TrainConfig(distill=1.0, distill_teacher=<its final.pt>,
 distill_target="predictions")`) reached 0.752 (0.758 with the channels faded out over
 12 epochs instead of 25) for the fully halved model, 3.9 points below dense, and it
