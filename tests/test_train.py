@@ -339,7 +339,7 @@ def test_ema_averages_every_float_tensor_and_keeps_the_pruned_zeros() -> None:
     assert all(torch.equal(averaged[name], expected[name]) for name in float_names)
     zeroed = averaged["model.2.cv1.conv.weight"][: pruned.shape[0] // 2]
     assert zeroed.abs().sum() == 0 and averaged["model.2.cv1.conv.weight"].abs().sum() > 0
-    # Not a copy of the model: the old average still weighs d > 0.5 here.
+    # Not a copy of the model: the old average still weighs d (about 0.05 this early).
     assert not torch.equal(averaged["model.0.conv.weight"], model.state_dict()["model.0.conv.weight"])
 
 
