@@ -62,13 +62,13 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from yolotut.distill import DISTILLERS
-from yolotut.engines import TorchEngine, create_engine, deepsparse_unavailable_reason
-from yolotut.evaluate import evaluate
-from yolotut.export import export_onnx
+from yolotut.training.distill import DISTILLERS
+from yolotut.inference.engines import TorchEngine, create_engine, deepsparse_unavailable_reason
+from yolotut.inference.evaluate import evaluate
+from yolotut.inference.export import export_onnx
 from yolotut.models import thinning
 from yolotut.models.thinning import CRITERIA
-from yolotut.train import TrainConfig, initial_model, load_trained_model, load_training_checkpoint, train
+from yolotut.training.loop import TrainConfig, initial_model, load_trained_model, load_training_checkpoint, train
 
 HEAD_HEAVY = thinning.HEAD_HEAVY.to_dict()
 BACKBONE_SPLIT = thinning.BACKBONE_SPLIT.to_dict()
@@ -87,7 +87,7 @@ VARIANTS = {
     # To tell the costs apart: thinning without QAT, and a milder thinning with QAT.
     "thinned-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}},
     "thinned75-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.75, "bottleneck": 0.75}},
-    # Thinning with feature distillation from the unthinned model (yolotut.distill).
+    # Thinning with feature distillation from the unthinned model (yolotut.training.distill).
     "thinned-distill-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "distill": 1.0},
     "thinned-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "distill": 1.0},
     # The same channels faded out during the first --fade-epochs, then removed (ChannelFade).

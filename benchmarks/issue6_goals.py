@@ -43,8 +43,8 @@ import onnx
 from sparsity_search import QuietPolicy, measure_quietly, realtime  # same folder: the search's helpers
 
 from yolotut import assets, hardware
-from yolotut.engines import create_engine
-from yolotut.video import run_video
+from yolotut.inference.engines import create_engine
+from yolotut.inference.video import run_video
 
 
 AUTHOR_OUT0 = "author n-hs, out_0 only (deepsparse)"  # the author's model, raw head outputs dropped

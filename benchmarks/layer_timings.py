@@ -37,7 +37,7 @@ def _module(tensor_name: str) -> str:
 def analyse(path: Path, cores: int, batch_size: int, iterations: int) -> dict[str, Any]:
     from deepsparse.engine import DebugAnalysisEngine
 
-    from yolotut.engines import read_onnx_info
+    from yolotut.inference.engines import read_onnx_info
 
     info = read_onnx_info(str(path))
     imgsz = info.static_imgsz or info.imgsz or 416

@@ -4,17 +4,17 @@ For each model (YOLOv5s-SiLU and YOLOv5n-Hardswish by default, one class, 416 px
 each sparsity configuration of a grid, this script
 
 1. builds the dense INT8 model once: fresh weights, one-shot calibration
-   (``yolotut.train.calibrate_oneshot``, random images), ``uint8``-input export
-   (``yolotut.export.export_onnx``) plus two DeepSparse work-arounds (see below);
+   (``yolotut.training.loop.calibrate_oneshot``, random images), ``uint8``-input export
+   (``yolotut.inference.export.export_onnx``) plus two DeepSparse work-arounds (see below);
 2. writes each configuration's zeros into that export's INT8 weights by magnitude
-   (``yolotut.sparsify.apply_sparsity_onnx``: per-group targets from the pruning
+   (``yolotut.inference.sparsify.apply_sparsity_onnx``: per-group targets from the pruning
    recipe, layers kept dense, ``[1,4]`` blocks or unstructured) and checks every
    layer's sparsity in the written file. Speed depends on where the zeros are, never
    on the weights' values, so no training is needed. ``--full-pipeline`` instead runs
    ``apply_sparsity`` -> calibration -> export for every configuration (minutes each,
    same file up to rounding ties); ``--validate`` measures two such twins;
 3. benchmarks every model engine-only (batch 1, ``--cores`` cores, 25 warm-up + 80
-   timed runs = ``yolotut.benchmark.benchmark_engine``) in ``--repeats`` interleaved
+   timed runs = ``yolotut.inference.benchmark.benchmark_engine``) in ``--repeats`` interleaved
    rounds: every round runs every model once, in a rotated order, so drifting
    background load hits all configurations alike. A configuration's speed-up is
    computed per round against dense INT8 *of the same round* (throughput = 1 /
@@ -61,9 +61,9 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 import yolotut.compat  # noqa: E402,F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
-from yolotut.benchmark import CpuContention, benchmark_engine  # noqa: E402
+from yolotut.inference.benchmark import CpuContention, benchmark_engine  # noqa: E402
 from yolotut.models.thinning import BACKBONE_SPLIT, FIRST_C3_WHOLE, HALVED_FIRST_C3_WHOLE, HEAD_HEAVY, STRIDED_C3, STRIDED_C3_BOTTLENECKS, STRIDED_HALVED, STRIDED_HEAD_HEAVY, ThinningConfig  # noqa: E402
-from yolotut.sparsify import BLOCK, RECIPE_DENSE, UNSTRUCTURED, SparsityConfig  # noqa: E402
+from yolotut.inference.sparsify import BLOCK, RECIPE_DENSE, UNSTRUCTURED, SparsityConfig  # noqa: E402
 
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks"
 CACHE_SCHEMA = 2  # bump when the export recipe below changes: invalidates cached models
@@ -104,7 +104,7 @@ class Point:
     config: SparsityConfig
     quantized: bool = True
     engine: str = "deepsparse"
-    # "derived": zeros written into the dense INT8 export (yolotut.sparsify.apply_sparsity_onnx);
+    # "derived": zeros written into the dense INT8 export (yolotut.inference.sparsify.apply_sparsity_onnx);
     # "pipeline": apply_sparsity -> calibrate_oneshot -> export_onnx. Same file up to
     # rounding ties (checked: >99.4 % identical zero positions), seconds instead of minutes.
     method: str = "derived"
@@ -294,9 +294,9 @@ def reference_points() -> list[Point]:
 # --- models ----------------------------------------------------------------------------
 
 
-# --- DeepSparse-runnable exports (work-arounds until yolotut.models / yolotut.export do this) ---
+# --- DeepSparse-runnable exports (work-arounds until yolotut.models / yolotut.inference.export do this) ---
 #
-# yolotut.export makes the graphs DeepSparse runs itself (fraction_of_supported_ops
+# yolotut.inference.export makes the graphs DeepSparse runs itself (fraction_of_supported_ops
 # 1.0): it folds the Detect convs' QuantizeLinear -> DequantizeLinear weight pairs into
 # float weights (without: 0.0, the whole graph in DeepSparse's bundled ONNX Runtime,
 # 20 ms -> 10.5 ms for YOLOv5s) and exports Hardswish as x * clip(x + 3, 0, 6) / 6
@@ -331,7 +331,7 @@ def _check_exported_sparsity(per_layer: dict[str, float], report: dict[str, Any]
 
     INT8 export may only *add* zeros (tiny weights rounding to the zero point).
     """
-    from yolotut.sparsify import exported_layer_sparsity
+    from yolotut.inference.sparsify import exported_layer_sparsity
 
     exported = exported_layer_sparsity(report["layers"])
     missing = sorted(set(per_layer) - set(exported))
@@ -347,7 +347,7 @@ def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) 
     """The cached ONNX model for ``point`` (exported now if missing) and its sidecar info."""
     if point.asset is not None:
         from yolotut.assets import fetch
-        from yolotut.export import measure_onnx_sparsity
+        from yolotut.inference.export import measure_onnx_sparsity
 
         path = fetch(point.asset, progress=False)
         return path, {"model": spec.label, "asset": point.asset, "quantized": point.quantized, "method": "published", "onnx": measure_onnx_sparsity(path).to_dict(layers=True)}
@@ -361,11 +361,11 @@ def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) 
     if point.derived:
         return path, _derive_model(spec, point, path, model_dir, seed, start)
 
-    from yolotut.export import export_onnx, measure_onnx_sparsity
+    from yolotut.inference.export import export_onnx, measure_onnx_sparsity
     from yolotut.models import build_model
     from yolotut.models.thinning import conv_weight_count, thin
-    from yolotut.sparsify import apply_sparsity, weighted_sparsity
-    from yolotut.train import calibrate_oneshot
+    from yolotut.inference.sparsify import apply_sparsity, weighted_sparsity
+    from yolotut.training.loop import calibrate_oneshot
 
     torch.manual_seed(seed)
     model = build_model(spec.size, num_classes=spec.num_classes, activation=spec.activation)
@@ -398,8 +398,8 @@ def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) 
 
 def _derive_model(spec: ModelSpec, point: Point, path: Path, model_dir: Path, seed: int, start: float) -> dict[str, Any]:
     """Zero the dense INT8 export's weights to ``point.config`` (no re-export), then check."""
-    from yolotut.export import measure_onnx_sparsity
-    from yolotut.sparsify import (
+    from yolotut.inference.export import measure_onnx_sparsity
+    from yolotut.inference.sparsify import (
         apply_sparsity_onnx,
         exported_layer_sparsity,
         targets_for_names,
@@ -432,7 +432,7 @@ def _derive_model(spec: ModelSpec, point: Point, path: Path, model_dir: Path, se
 # DeepSparse's worker threads meet at a barrier after every layer: when another process
 # takes one of the two cores, the whole engine waits for the descheduled thread and a
 # 2 ms model takes 7-250 ms. So every measurement is checked for CPU time used by
-# other processes during it (`yolotut.benchmark.CpuContention`: system-wide busy time
+# other processes during it (`yolotut.inference.benchmark.CpuContention`: system-wide busy time
 # minus this process's own; in a VM also the time the hypervisor stole), and repeated when the
 # machine was not quiet.
 def _contention_during(seconds: float) -> float:
@@ -516,7 +516,7 @@ class Entry:
     path: Path
     info: dict[str, Any]
     items_per_sec: list[float] = field(default_factory=list)  # 1000 / median latency, per round
-    items_per_sec_mean: list[float] = field(default_factory=list)  # 1000 / mean latency (yolotut.benchmark's figure)
+    items_per_sec_mean: list[float] = field(default_factory=list)  # 1000 / mean latency (yolotut.inference.benchmark's figure)
     latency_ms_median: list[float] = field(default_factory=list)
     foreign_load: list[float] = field(default_factory=list)  # other processes' (or the hypervisor's) CPU during the kept measurement
     tries: list[int] = field(default_factory=list)
@@ -553,7 +553,7 @@ def measure(
     process shifts the mean far more than the median. Returns whether the timed runs
     were real-time scheduled.
     """
-    from yolotut.engines import create_engine
+    from yolotut.inference.engines import create_engine
 
     engines = []
     for entry in tqdm(entries, desc="compiling", disable=not progress):

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import torch
 
-from yolotut.data import create_dataloader, load_dataset_config
-from yolotut.distill import detect_features
+from yolotut.training.data import create_dataloader, load_dataset_config
+from yolotut.training.distill import detect_features
 from yolotut.models import thinning
-from yolotut.train import TrainConfig, initial_model
+from yolotut.training.loop import TrainConfig, initial_model
 
 CRITERIA = thinning.CRITERIA
 

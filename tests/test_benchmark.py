@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from yolotut.assets import mirror_root
-from yolotut import benchmark
-from yolotut.benchmark import BenchmarkResult, benchmark_engine, latency_stats, run_benchmark
+from yolotut.inference import benchmark
+from yolotut.inference.benchmark import BenchmarkResult, benchmark_engine, latency_stats, run_benchmark
 from yolotut.cli import main
-from yolotut.engines import Engine, create_engine
-from yolotut.video import annotate, run_video
+from yolotut.inference.engines import Engine, create_engine
+from yolotut.inference.video import annotate, run_video
 
 MIRROR = mirror_root() or Path("no-asset-mirror")  # tests/conftest.py sets YOLOTUT_MIRROR
 TRAIN = MIRROR / "companion" / "yolov5-train"
@@ -135,7 +135,7 @@ def test_too_many_cores_is_skipped_not_run() -> None:
 
 
 def test_unavailable_engine_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    from yolotut import engines
+    from yolotut.inference import engines
 
     monkeypatch.setattr(engines, "deepsparse_unavailable_reason", lambda: "no AVX2 on this CPU")
     result = run_benchmark(BLOG_HS, "deepsparse", warmup=0, iterations=1, progress=False)

@@ -14,9 +14,9 @@ from pathlib import Path
 import plotly.graph_objects as go
 import pytest
 
-from yolotut import claims as C
-from yolotut import plots
-from yolotut.claims import ClaimsError
+from yolotut.reproduce import claims as C
+from yolotut.ui import plots
+from yolotut.reproduce.claims import ClaimsError
 
 REPO = Path(__file__).resolve().parent.parent
 REGISTRY = REPO / "data" / "published.yaml"
@@ -386,7 +386,7 @@ def _write(tmp_path: Path, name: str, payload) -> Path:
 
 
 def test_benchmark_results_as_written_by_yolotut_benchmark(tmp_path: Path) -> None:
-    from yolotut.benchmark import BenchmarkResult, save_results
+    from yolotut.inference.benchmark import BenchmarkResult, save_results
 
     hw = {"cpu_model": "Intel Xeon", "physical_cores": 2}
     runs = [
@@ -410,7 +410,7 @@ def test_benchmark_results_as_written_by_yolotut_benchmark(tmp_path: Path) -> No
 
 
 def test_video_result_as_written_by_yolotut_video(tmp_path: Path) -> None:
-    from yolotut.video import VideoResult
+    from yolotut.inference.video import VideoResult
 
     res = VideoResult(source="demo.mp4", frames=100, seconds=2.0, fps=50.0, fps_pipeline=70.0, stage_ms={},
                       width=640, height=360, source_fps=25.0, detections=3,

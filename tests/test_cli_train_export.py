@@ -43,7 +43,7 @@ def test_export_and_sparsity_of_a_half_pruned_checkpoint(tmp_path: Path, capsys)
 
 
 def test_uint8_input_for_a_float_model_is_refused(tmp_path: Path, capsys) -> None:
-    from yolotut.export import export_onnx
+    from yolotut.inference.export import export_onnx
 
     with pytest.raises(ValueError, match="needs a quantized model"):
         export_onnx(build_model("n", num_classes=1), tmp_path / "x.onnx", uint8_input=True)

@@ -49,7 +49,7 @@ class TinyConvNet(nn.Module):
 def _train(model: nn.Module, recipe: str, epochs: int, steps: int = 8) -> nn.Module:
     from sparseml.pytorch.optim import ScheduledModifierManager
 
-    from yolotut.train import quiet_loggers
+    from yolotut.training.loop import quiet_loggers
 
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     manager = ScheduledModifierManager.from_yaml(recipe)
@@ -125,7 +125,7 @@ def test_qat_exports_int8_onnx_that_deepsparse_and_onnxruntime_run(tmp_path: Pat
     path = tmp_path / "tiny.onnx"
     # The head conv's output is float, so SparseML leaves its weight in QDQ form,
     # which DeepSparse cannot compile; yolotut's exporter folds it (see export.py).
-    from yolotut.export import fold_float_conv_weight_quantization
+    from yolotut.inference.export import fold_float_conv_weight_quantization
 
     assert fold_float_conv_weight_quantization(path) == 1
 

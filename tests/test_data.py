@@ -1,4 +1,4 @@
-"""yolotut.data and yolotut.augment: dataset yaml, labels, error policy, augmentations."""
+"""yolotut.training.data and yolotut.training.augment: dataset yaml, labels, error policy, augmentations."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from yolotut import augment
-from yolotut.augment import (
+from yolotut.training import augment
+from yolotut.training.augment import (
     augment_hyp,
     flip_lr,
     flip_ud,
@@ -20,7 +20,7 @@ from yolotut.augment import (
     xywhn_to_xyxy,
     xyxy_to_xywhn,
 )
-from yolotut.data import (
+from yolotut.training.data import (
     DatasetConfig,
     ImageError,
     LabelError,

@@ -1,4 +1,4 @@
-"""Distillation: features from the unthinned model, predictions from any teacher with the same head (yolotut.distill)."""
+"""Distillation: features from the unthinned model, predictions from any teacher with the same head (yolotut.training.distill)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from yolotut.distill import FeatureDistiller, PredictionDistiller, detect_inputs
+from yolotut.training.distill import FeatureDistiller, PredictionDistiller, detect_inputs
 from yolotut.models import build_model
 from yolotut.models.thinning import ThinningConfig, thin
 

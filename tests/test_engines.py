@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from yolotut.assets import mirror_root
-from yolotut import engines
-from yolotut.engines import (
+from yolotut.inference import engines
+from yolotut.inference.engines import (
     DeepSparseEngine,
     Engine,
     EngineUnavailableError,
@@ -270,7 +270,7 @@ def test_create_engine_errors_say_what_to_do(tmp_path: Path) -> None:
 def test_deepsparse_warns_when_it_falls_back_to_onnxruntime(qdq_weight_conv_onnx) -> None:
     """A float conv with a QuantizeLinear -> DequantizeLinear weight: DeepSparse 1.8
     cannot compile it and would quietly run the graph in its ONNX Runtime fallback."""
-    from yolotut.engines import DeepSparseEngine
+    from yolotut.inference.engines import DeepSparseEngine
 
     path = qdq_weight_conv_onnx(c_in=3, c_out=6, kernel=3, size=32)
     with pytest.warns(RuntimeWarning, match="ONNX Runtime fallback"):

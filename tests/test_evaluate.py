@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from yolotut.assets import mirror_root
-from yolotut.evaluate import coco_detections, coco_ground_truth, coco_map, yolo_labels_to_xyxy
+from yolotut.inference.evaluate import coco_detections, coco_ground_truth, coco_map, yolo_labels_to_xyxy
 
 MIRROR = mirror_root() or Path("no-asset-mirror")  # tests/conftest.py sets YOLOTUT_MIRROR
 BLOG_HS = MIRROR / "companion/yolov5-train/yolov5-deepsparse/yolov5n-sgd-pruned-quantized-hardswish/weights/best.onnx"
@@ -88,8 +88,8 @@ def test_class_ids_are_kept_apart() -> None:
 
 @needs_mirror
 def test_blog_model_on_20_pistol_images_gives_plausible_map() -> None:
-    from yolotut.engines import EngineUnavailableError, create_engine
-    from yolotut.evaluate import evaluate
+    from yolotut.inference.engines import EngineUnavailableError, create_engine
+    from yolotut.inference.evaluate import evaluate
 
     try:
         engine = create_engine(BLOG_HS, "deepsparse", cores=1)
@@ -105,8 +105,8 @@ def test_blog_model_on_20_pistol_images_gives_plausible_map() -> None:
 
 @needs_mirror
 def test_class_count_mismatch_is_refused() -> None:
-    from yolotut.engines import create_engine
-    from yolotut.evaluate import evaluate
+    from yolotut.inference.engines import create_engine
+    from yolotut.inference.evaluate import evaluate
 
     engine = create_engine(BLOG_HS, "onnxruntime", cores=1)
     with pytest.raises(ValueError, match="predicts 1 classes"):

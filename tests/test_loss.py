@@ -1,4 +1,4 @@
-"""yolotut.loss: target assignment, CIoU, the YOLOv5 loss on real pistol images."""
+"""yolotut.training.loss: target assignment, CIoU, the YOLOv5 loss on real pistol images."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from yolotut.loss import DEFAULT_LOSS_HYP, ComputeLoss, bbox_ciou, find_detect, scale_hyp
+from yolotut.training.loss import DEFAULT_LOSS_HYP, ComputeLoss, bbox_ciou, find_detect, scale_hyp
 from yolotut.models import build_model
 
 # YOLOv5's pixel anchors (P3/8, P4/16, P5/32) in stride units, as Detect stores them.
@@ -24,7 +24,7 @@ ANCHORS = PIXEL_ANCHORS / STRIDES.view(-1, 1, 1)
 @pytest.fixture
 def pistol_batch(mirror: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Two real pistol training images at 256 px (float 0..1) and their targets."""
-    from yolotut.data import create_dataloader
+    from yolotut.training.data import create_dataloader
 
     loader, _ = create_dataloader("pistols", "train", imgsz=256, batch_size=2, workers=0, max_images=2)
     imgs, targets, _, _ = next(iter(loader))

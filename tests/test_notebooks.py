@@ -8,7 +8,6 @@ the manifest and the report. No speed thresholds: only that the numbers are sane
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from yolotut import claims, runner
+from yolotut.reproduce import claims, runner
 
 NOTEBOOKS = runner.default_notebooks_dir()
 NAMES = [p.stem for p in runner.list_notebooks(NOTEBOOKS)]
@@ -31,7 +30,7 @@ def test_committed_notebook_is_clean_with_one_parameters_cell(name: str) -> None
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.outputs for c in code), f"{name}: committed with outputs (rebuild with notebooks/_build.py)"
+    assert all(not c.outputs for c in code), f"{name}: committed with outputs (clear them: `jupyter nbconvert --clear-output --inplace`, then `jupytext --sync`)"
     assert all(c.execution_count is None for c in code), f"{name}: committed with execution counts"
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0].cell_type == "code"
@@ -42,16 +41,25 @@ def test_committed_notebook_is_clean_with_one_parameters_cell(name: str) -> None
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
-def test_notebooks_match_their_generator(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("nb_build", NOTEBOOKS / "_build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    built = module.build(tmp_path)
-    assert sorted(p.stem for p in built) == NAMES
-    for path in built:
-        assert path.read_text() == (NOTEBOOKS / path.name).read_text(), (
-            f"{path.name} differs from notebooks/_build.py: run `python notebooks/_build.py` and commit"
+def test_every_notebook_is_paired_with_its_jupytext_source() -> None:
+    """The ``.py`` (percent format) is the source people edit; the ``.ipynb`` must say the same."""
+    import jupytext
+
+    sources = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+    assert sources == NAMES, "every notebook needs its paired notebooks/NN_name.py source (jupytext)"
+    for stem in NAMES:
+        source = jupytext.read(NOTEBOOKS / f"{stem}.py")
+        committed = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+        assert committed.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", stem
+        pairs = list(zip(source.cells, committed.cells, strict=False))
+        assert len(source.cells) == len(committed.cells), (
+            f"{stem}: the .ipynb and the .py differ; run `jupytext --sync notebooks/{stem}.py` and commit both"
         )
+        for i, (a, b) in enumerate(pairs):
+            assert (a.cell_type, a.source) == (b.cell_type, b.source), (
+                f"{stem}, cell {i}: the .ipynb and the .py differ; run `jupytext --sync notebooks/{stem}.py`"
+            )
+            assert a.metadata.get("tags", []) == b.metadata.get("tags", []), f"{stem}, cell {i}: tags differ"
 
 
 def test_binder_environment_pins_the_lock() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from yolotut.report import (
+from yolotut.reproduce.report import (
     accuracy_budget_rows,
     accuracy_budget_table,
     goal_rows,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from yolotut.report import markdown_table, sparsity_search_figure, sparsity_search_rows, sparsity_search_table
+from yolotut.reproduce.report import markdown_table, sparsity_search_figure, sparsity_search_rows, sparsity_search_table
 
 HEADER = "model,config,family,engine,precision,mask_type,conv_sparsity,items_per_sec_median,speedup_median,speedup_min,speedup_max,repeats,deepsparse_supported_ops\n"
 
@@ -49,7 +49,7 @@ def test_no_search_results_no_section(tmp_path: Path) -> None:
 
 
 def test_model_table_shows_zeros_and_removed_channels_separately() -> None:
-    from yolotut.report import model_table
+    from yolotut.reproduce.report import model_table
 
     manifest = {"models": [
         {"variant": "pruned-quantized", "model": "yolov5n", "precision": "int8", "sparsity": 0.71, "onnx": "a/p.onnx"},

@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from yolotut import claims, runner
-from yolotut.report import build_report
+from yolotut.reproduce import claims, runner
+from yolotut.reproduce.report import build_report
 
 
 def _notebook(path: Path, *sources: str) -> Path:
@@ -226,7 +226,7 @@ def test_build_report_writes_markdown_html_and_verdicts(tmp_path: Path) -> None:
 
 
 def test_chart_rows_keep_labels_and_compare_all_core_runs(tmp_path: Path) -> None:
-    from yolotut.report import engine_rows, fps_rows, load_records, speed_map_rows
+    from yolotut.reproduce.report import engine_rows, fps_rows, load_records, speed_map_rows
 
     tags = dict(arch="yolov5n", variant="pruned-quantized-hardswish")
     runner.write_results(tmp_path, "07", {"measurements": [

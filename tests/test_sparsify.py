@@ -1,4 +1,4 @@
-"""yolotut.sparsify: magnitude sparsity patterns on YOLOv5 conv weights, and their export."""
+"""yolotut.inference.sparsify: magnitude sparsity patterns on YOLOv5 conv weights, and their export."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from yolotut.models import build_model
-from yolotut.sparsify import (
+from yolotut.inference.sparsify import (
     ALL,
     BLOCK,
     RECIPE_DENSE,
@@ -166,7 +166,7 @@ def test_onnx_node_names_map_to_parameters() -> None:
 
 
 def _tiny_exported_graph(path: Path) -> None:
-    """An ONNX file laid out like yolotut.export's: a QLinearConv named after its torch
+    """An ONNX file laid out like yolotut.inference.export's: a QLinearConv named after its torch
     module (per-channel scale and a non-zero zero point) feeding a float Detect conv."""
     import numpy as np
     import onnx
@@ -212,7 +212,7 @@ def test_sparsity_written_into_an_exported_int8_graph(tmp_path: Path) -> None:
     import onnxruntime as ort
     from onnx import numpy_helper
 
-    from yolotut.export import measure_onnx_sparsity
+    from yolotut.inference.export import measure_onnx_sparsity
 
     src, dst = tmp_path / "dense.onnx", tmp_path / "sparse.onnx"
     _tiny_exported_graph(src)
@@ -250,14 +250,14 @@ def test_sparsity_onnx_refuses_graphs_it_cannot_map(tmp_path: Path) -> None:
     model = onnx.load(str(src))
     model.graph.node[0].name = "Conv_3"
     onnx.save(model, str(src))
-    with pytest.raises(ValueError, match="Conv_3.*yolotut.export"):
+    with pytest.raises(ValueError, match="Conv_3.*yolotut.inference.export"):
         apply_sparsity_onnx(src, tmp_path / "out.onnx", SparsityConfig.uniform(0.5))
 
 
 @pytest.mark.slow
 def test_exported_int8_onnx_carries_the_sparsity(tmp_path: Path, nano: torch.nn.Module) -> None:
-    from yolotut.export import export_onnx
-    from yolotut.train import calibrate_oneshot
+    from yolotut.inference.export import export_onnx
+    from yolotut.training.loop import calibrate_oneshot
 
     config = SparsityConfig.recipe(1.25, BLOCK)
     configured = apply_sparsity(nano, config)
@@ -284,7 +284,7 @@ def test_exported_int8_onnx_carries_the_sparsity(tmp_path: Path, nano: torch.nn.
 
 
 def test_export_hardswish_matches_torch_hardswish(nano: torch.nn.Module) -> None:
-    from yolotut.export import OnnxFriendlyHardswish, swap_hardswish
+    from yolotut.inference.export import OnnxFriendlyHardswish, swap_hardswish
 
     x = torch.linspace(-6, 6, 1001)
     assert torch.allclose(OnnxFriendlyHardswish()(x), torch.nn.functional.hardswish(x), atol=1e-6)
@@ -298,7 +298,7 @@ def test_folding_weight_qdq_is_bit_exact(qdq_weight_conv_onnx) -> None:
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from yolotut.export import fold_float_conv_weight_quantization
+    from yolotut.inference.export import fold_float_conv_weight_quantization
 
     path = qdq_weight_conv_onnx(c_in=8, c_out=4, kernel=1, size=4, scale=0.013, conv_name="/model/model.24/m.0/Conv")
     rng = np.random.default_rng(0)

@@ -26,7 +26,7 @@ from yolotut.models.thinning import (
     thin,
     thin_to_widths,
 )
-from yolotut.distill import detect_features
+from yolotut.training.distill import detect_features
 from yolotut.models.yolo import model_from_config
 
 
@@ -183,7 +183,7 @@ class _Wrapped(nn.Module):
 def test_thinned_model_exports_and_onnxruntime_agrees(tmp_path):
     import onnxruntime as ort
 
-    from yolotut.export import export_onnx
+    from yolotut.inference.export import export_onnx
 
     model = _model("n", "hardswish")
     thin(model, ThinningConfig(bottleneck=0.5, c3=0.5, sppf=0.5))

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from yolotut import train as train_module
-from yolotut.export import export_onnx, is_quantized
-from yolotut.train import (
+from yolotut.training import loop as train_module
+from yolotut.inference.export import export_onnx, is_quantized
+from yolotut.training.loop import (
     ModelEMA,
     TrainConfig,
     available_recipes,
@@ -202,7 +202,7 @@ def test_qat_export_runs_in_deepsparse_and_onnxruntime(interrupted_and_resumed_r
 
 @pytest.mark.slow
 def test_torch_engine_runs_a_training_checkpoint_fake_quantized(interrupted_and_resumed_run) -> None:
-    from yolotut.engines import TorchEngine
+    from yolotut.inference.engines import TorchEngine
 
     _, _, result = interrupted_and_resumed_run
     engine = TorchEngine(result.final_checkpoint, imgsz=256)
@@ -248,7 +248,7 @@ def test_explicit_cuda_without_gpu_is_a_clear_error() -> None:
 
 def test_sparseml_writes_no_log_folder_into_the_working_directory(tmp_path: Path, monkeypatch) -> None:
     from yolotut.models import build_model
-    from yolotut.train import calibrate_oneshot
+    from yolotut.training.loop import calibrate_oneshot
 
     monkeypatch.chdir(tmp_path)
     model = build_model("n", num_classes=1)
@@ -400,7 +400,7 @@ def test_thinning_fade_run_resumes_mid_fade_and_ends_thinned(tmp_path: Path, mon
 
 
 def test_damage_criterion_plans_on_the_first_training_images(tmp_path: Path, monkeypatch) -> None:
-    from yolotut.data import load_dataset_config
+    from yolotut.training.data import load_dataset_config
     from yolotut.models.thinning import ThinningConfig, plan
 
     thinning = {"c3": 0.5, "modules": [17], "criterion": "damage", "damage_images": 2}
@@ -420,7 +420,7 @@ def test_damage_criterion_plans_on_the_first_training_images(tmp_path: Path, mon
 def test_thinned_qat_run_exports_a_thinner_int8_model_deepsparse_runs(tmp_path: Path, monkeypatch) -> None:
     from deepsparse import compile_model
 
-    from yolotut.export import measure_onnx_sparsity
+    from yolotut.inference.export import measure_onnx_sparsity
     from yolotut.models import build_model
 
     # Two epochs: QAT starts at 0.7 x 2 = 1.4. Stopped after epoch 0's checkpoint, then
@@ -448,7 +448,7 @@ def test_thinned_qat_run_exports_a_thinner_int8_model_deepsparse_runs(tmp_path: 
 
 
 def test_the_distillation_teacher_keeps_the_activation_its_weights_were_trained_with(tmp_path: Path) -> None:
-    from yolotut.distill import detect_features
+    from yolotut.training.distill import detect_features
 
     # The blog's swap: COCO yolov5n.pt (SiLU) trained on as YOLOv5n-Hardswish.
     config = tiny_config(tmp_path / "run", "finetune-quantization", 1, activation="hardswish", distill=1.0)

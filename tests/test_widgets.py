@@ -8,8 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from yolotut import runner
-from yolotut.widgets import AUTHOR_MODELS, EngineComparison, ModelChoice, annotated_frames, choices_from_manifest, frames_html
+from yolotut.reproduce import runner
+from yolotut.ui.widgets import AUTHOR_MODELS, EngineComparison, ModelChoice, annotated_frames, choices_from_manifest, frames_html
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_widget_layout_holds_every_control(tiny_checkpoint: Path) -> None:
 
 def test_annotated_frames_from_the_demo_video(mirror: Path) -> None:
     from yolotut import assets
-    from yolotut.engines import create_engine
+    from yolotut.inference.engines import create_engine
 
     engine = create_engine("blog-yolov5n-pq-hardswish", "onnxruntime", batch_size=1)
     frames = annotated_frames(engine, assets.fetch("demo-video"), count=2)

@@ -85,7 +85,7 @@ def _default_engine(model: str, engine: str | None) -> str:
     # .pt checkpoints only run on torch; for ONNX the project's engine is DeepSparse.
     if engine:
         return engine
-    from yolotut.engines import resolve_model_path
+    from yolotut.inference.engines import resolve_model_path
 
     return "torch" if resolve_model_path(model).suffix.lower() == ".pt" else "deepsparse"
 
@@ -114,7 +114,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from yolotut import benchmark
+    from yolotut.inference import benchmark
 
     engine = _default_engine(args.model, args.engine)
     result = benchmark.run_benchmark(
@@ -150,12 +150,12 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_video(args: argparse.Namespace) -> int:
     from yolotut import assets
-    from yolotut.engines import create_engine
-    from yolotut.video import run_video
+    from yolotut.inference.engines import create_engine
+    from yolotut.inference.video import run_video
 
     names = None
     if args.data:
-        from yolotut.data import load_dataset_config
+        from yolotut.training.data import load_dataset_config
 
         names = load_dataset_config(args.data).names
     engine = create_engine(
@@ -196,9 +196,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from yolotut.data import load_dataset_config
-    from yolotut.engines import create_engine
-    from yolotut.evaluate import evaluate
+    from yolotut.training.data import load_dataset_config
+    from yolotut.inference.engines import create_engine
+    from yolotut.inference.evaluate import evaluate
 
     cfg = load_dataset_config(args.data)
     engine = create_engine(
@@ -248,7 +248,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
 def _cmd_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from yolotut import claims
+    from yolotut.reproduce import claims
 
     registry = claims.load_claims(args.claims)
     measurements = claims.load_measurements(args.results)
@@ -258,7 +258,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(table, encoding="utf-8")
     if args.html:
-        from yolotut import plots
+        from yolotut.ui import plots
 
         page = claims.verdicts_to_html(verdicts, [plots.verdict_figure(verdicts)])
         Path(args.html).parent.mkdir(parents=True, exist_ok=True)
@@ -338,7 +338,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from yolotut.train import TrainConfig, train
+    from yolotut.training.loop import TrainConfig, train
 
     thinning = {
         kind: keep
@@ -400,8 +400,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from yolotut.export import export_onnx, is_quantized
-    from yolotut.train import load_model
+    from yolotut.inference.export import export_onnx, is_quantized
+    from yolotut.training.loop import load_model
 
     model = load_model(args.checkpoint)
     uint8_input = False if args.float_input else is_quantized(model)
@@ -430,13 +430,13 @@ def _add_sparsity(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_sparsity(args: argparse.Namespace) -> int:
     if args.model.endswith(".onnx"):
-        from yolotut.export import measure_onnx_sparsity
+        from yolotut.inference.export import measure_onnx_sparsity
 
         report = measure_onnx_sparsity(args.model)
         data = report.to_dict(layers=args.layers)
         layers = [(layer.name, layer.shape, layer.sparsity) for layer in report.layers]
     else:
-        from yolotut.train import conv_weight_sparsity, load_model
+        from yolotut.training.loop import conv_weight_sparsity, load_model
 
         model = load_model(args.model)
         layers = [
@@ -480,7 +480,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from yolotut import runner
+    from yolotut.reproduce import runner
 
     only = args.only.split(",") if args.only else None
     try:
@@ -514,7 +514,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from yolotut import runner
+    from yolotut.reproduce import runner
 
     written = runner.write_report(args.output)
     if args.json:

@@ -12,7 +12,7 @@ tutorial should not phone home. It must therefore be imported before deepsparse 
 sparsezoo; ``yolotut`` modules that use them import it first.
 
 The SparseML patches are applied only by calling :func:`apply_sparseml_compat`
-(idempotent); :mod:`yolotut.train` and :mod:`yolotut.export` call it.
+(idempotent); :mod:`yolotut.training.loop` and :mod:`yolotut.inference.export` call it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 :class:`EngineComparison` shows controls for the model variant (the models the
 notebooks produced, from the manifest, plus the blog author's two ONNX models), the
 engines, cores, batch size and image size, and a Run button. Each run benchmarks
-every chosen engine (:func:`yolotut.benchmark.benchmark_engine`) and adds its bars to
+every chosen engine (:func:`yolotut.inference.benchmark.benchmark_engine`) and adds its bars to
 the chart and its rows to the table. The callbacks are plain methods
 (:meth:`EngineComparison.run`), so tests drive the widget headlessly, and
 ``widget.button.click()`` does what a click in JupyterLab does.
@@ -28,8 +28,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from yolotut import hardware
-from yolotut.benchmark import BenchmarkResult, benchmark_engine, skipped_result
-from yolotut.engines import ENGINES, Engine, EngineUnavailableError, create_engine, read_onnx_info
+from yolotut.inference.benchmark import BenchmarkResult, benchmark_engine, skipped_result
+from yolotut.inference.engines import ENGINES, Engine, EngineUnavailableError, create_engine, read_onnx_info
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 IMAGE_SIZES = (320, 416, 512, 640)
@@ -53,7 +53,7 @@ class ModelChoice:
 
 def choices_from_manifest(manifest_path: str | Path, include_author_models: bool = True) -> dict[str, ModelChoice]:
     """Selectable models: the manifest's (ONNX file still on disk) and the blog author's two."""
-    from yolotut.runner import manifest_models
+    from yolotut.reproduce.runner import manifest_models
 
     out: dict[str, ModelChoice] = {}
     for m in manifest_models(manifest_path):
@@ -187,7 +187,7 @@ class EngineComparison:
 
     def _onnx_imgsz(self, model: str) -> int | None:
         # An ONNX file with a fixed input size runs at that size whatever the dropdown says.
-        from yolotut.engines import resolve_model_path
+        from yolotut.inference.engines import resolve_model_path
 
         static = read_onnx_info(resolve_model_path(model)).static_imgsz
         return None if static else int(self.imgsz.value)
@@ -204,7 +204,7 @@ class EngineComparison:
         return series
 
     def _redraw(self) -> None:
-        from yolotut.plots import ENGINE_COLORS
+        from yolotut.ui.plots import ENGINE_COLORS
 
         # Colour = engine (as in the report's charts); pattern = model/settings series.
         patterns = ("", "/", "x", ".", "\\", "+", "-", "|")
@@ -267,7 +267,7 @@ def annotated_frames(
 ) -> list[tuple[int, np.ndarray, int]]:
     """``count`` evenly spaced frames of a video with the engine's detections drawn:
     ``(frame index, annotated BGR image, number of detections)``."""
-    from yolotut.video import annotate, open_video
+    from yolotut.inference.video import annotate, open_video
 
     cap = open_video(source)
     try:

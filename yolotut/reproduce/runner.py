@@ -7,7 +7,7 @@ the executed copy to open. The notebooks record the models they produce in
 ``<output>/manifest.json`` through :func:`record_model` and their measurements in
 ``<output>/results/*.json`` through :func:`write_results`; the runner adds each
 notebook's wall time to the manifest and finally builds the report
-(:func:`yolotut.report.build_report`).
+(:func:`yolotut.reproduce.report.build_report`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class ReproduceSummary:
 
 def default_notebooks_dir() -> Path:
     """``notebooks/`` of the source checkout (the package is installed editable)."""
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    return Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def list_notebooks(notebooks_dir: str | Path | None = None, only: Iterable[str] | None = None) -> list[Path]:
@@ -218,7 +218,7 @@ def reproduce(
 
 def write_report(output_dir: str | Path = "outputs") -> dict[str, str]:
     """Build the reproduction report of one output folder (``<output_dir>/report``) from what is already in it."""
-    from yolotut.report import build_report
+    from yolotut.reproduce.report import build_report
 
     out = Path(output_dir).resolve()
     layout = notebook_parameters(PROFILES[0], out)  # the folder layout; the profile plays no part
@@ -336,7 +336,7 @@ def write_results(results_dir: str | Path, name: str, payload: dict[str, Any]) -
 
 def labelled(record: Any, *, arch: str, variant: str, **tags: Any) -> dict[str, Any]:
     """A result (``BenchmarkResult``, ``VideoResult``, evaluation dict...) as a dict with the
-    labels :func:`yolotut.claims.load_measurements` matches claims on.
+    labels :func:`yolotut.reproduce.claims.load_measurements` matches claims on.
 
     ``arch`` (``yolov5s``) and ``variant`` (``dense``, ``pruned-quantized``...) are explicit
     because the file names of the models do not have to say them; ``tags`` adds
@@ -354,7 +354,7 @@ def onnx_file_record(path: str | Path, *, arch: str, variant: str, precision: st
     """
     import gzip
 
-    from yolotut.export import measure_onnx_sparsity
+    from yolotut.inference.export import measure_onnx_sparsity
 
     path = Path(path)
     report = measure_onnx_sparsity(path)

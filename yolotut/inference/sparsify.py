@@ -93,7 +93,7 @@ def recipe_groups(recipe: str = GROUP_RECIPE) -> dict[str, LayerGroup]:
             if match is None or match.group(1) not in data:
                 raise ValueError(
                     f"{source}: final_sparsity {key!r} is not eval(<top-level variable>); "
-                    "yolotut.sparsify needs named groups to address"
+                    "yolotut.inference.sparsify needs named groups to address"
                 )
             name = match.group(1)
             for pattern in [patterns] if isinstance(patterns, str) else patterns or []:
@@ -362,7 +362,7 @@ def apply_sparsity_onnx(src: str | Path, dst: str | Path, config: SparsityConfig
         if param is None or source is None:
             raise ValueError(
                 f"{src}: cannot trace convolution {node.name!r} to a weight initializer of a torch module; "
-                "use a model exported by yolotut.export"
+                "use a model exported by yolotut.inference.export"
             )
         layers[param] = source
     achieved: dict[str, float] = {}

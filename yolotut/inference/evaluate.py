@@ -1,4 +1,4 @@
-"""mAP@0.5 and mAP@0.5:0.95 of any :class:`~yolotut.engines.Engine`, scored by faster-coco-eval.
+"""mAP@0.5 and mAP@0.5:0.95 of any :class:`~yolotut.inference.engines.Engine`, scored by faster-coco-eval.
 
 Settings follow YOLOv5's ``val.py``: images letterboxed to the engine's square input
 size (no upscaling of smaller images), ``conf_thres=0.001``, ``iou_thres=0.6``,
@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from yolotut.engines import Engine
+from yolotut.inference.engines import Engine
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from yolotut.data import DatasetConfig
+    from yolotut.training.data import DatasetConfig
 
 
 def yolo_labels_to_xyxy(labels: np.ndarray, orig_shape: tuple[int, int]) -> np.ndarray:
@@ -45,7 +45,7 @@ def letterboxed_to_original(
 ) -> np.ndarray:
     """xyxy boxes from letterboxed-input pixels to original pixels, clipped to the image.
 
-    ``ratio`` is per axis ``(w, h)`` as :class:`yolotut.data.ImageMeta` records it: the
+    ``ratio`` is per axis ``(w, h)`` as :class:`yolotut.training.data.ImageMeta` records it: the
     dataset resizes in two steps, so the two gains can differ by a rounding pixel.
     """
     out = np.array(boxes, dtype=np.float32)
@@ -148,11 +148,11 @@ def evaluate(
     """Evaluate ``engine`` on a dataset split; returns map50, map50_95, counts and engine info.
 
     ``data`` is a dataset name (``pistols``), a dataset yaml path or a
-    :class:`yolotut.data.DatasetConfig`. The model's number of classes must match the
+    :class:`yolotut.training.data.DatasetConfig`. The model's number of classes must match the
     dataset's.
     """
     from yolotut.boxes import non_max_suppression
-    from yolotut.data import DatasetConfig, create_dataloader, load_dataset_config
+    from yolotut.training.data import DatasetConfig, create_dataloader, load_dataset_config
 
     cfg = data if isinstance(data, DatasetConfig) else load_dataset_config(data)
     if engine.num_classes != cfg.nc:

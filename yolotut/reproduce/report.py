@@ -1,7 +1,7 @@
 """The reproduction report: published claims vs our measurements, as markdown and HTML.
 
 :func:`build_report` reads every result file the notebooks wrote
-(``outputs/results/*.json``), runs the claims checker (:mod:`yolotut.claims`) and
+(``outputs/results/*.json``), runs the claims checker (:mod:`yolotut.reproduce.claims`) and
 writes ``report.md`` (tables) and ``report.html`` (the same tables plus interactive
 plotly charts, plotly.js embedded once so the page works offline). The manifest
 adds the models produced and each notebook's wall time.
@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from yolotut import claims as claims_mod
-from yolotut.claims import Measurement, Verdict
+from yolotut.reproduce import claims as claims_mod
+from yolotut.reproduce.claims import Measurement, Verdict
 
 _ENGINE_ORDER = ("pytorch", "onnxruntime", "deepsparse")
 _ENGINE_NAMES = {"torch": "pytorch"}  # the claims' engine names
@@ -24,7 +24,7 @@ _ENGINE_NAMES = {"torch": "pytorch"}  # the claims' engine names
 
 # --- picking what to chart ------------------------------------------------------------
 #
-# Charts read the notebooks' result records directly (``yolotut.runner.write_results``):
+# Charts read the notebooks' result records directly (``yolotut.reproduce.runner.write_results``):
 # a record may carry a ``label`` (notebook 07 tells the blog author's YOLOv5n from
 # ours), which claims.Measurement does not keep.
 
@@ -97,7 +97,7 @@ def fps_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _figures(verdicts: Sequence[Verdict], records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    from yolotut import plots
+    from yolotut.ui import plots
 
     figures: dict[str, Any] = {"Claimed vs measured": plots.verdict_figure(verdicts)}
     points = speed_map_rows(records)
@@ -346,7 +346,7 @@ def build_report(
     ``manifest_path`` defaults to ``<results_dir>/../manifest.json``. Returns the paths written.
     """
     from yolotut import hardware
-    from yolotut.runner import load_manifest
+    from yolotut.reproduce.runner import load_manifest
 
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     if not results_dir.is_dir():

@@ -224,7 +224,7 @@ class Engine(abc.ABC):
         return out, metas
 
     def prepare_letterboxed(self, batch: np.ndarray) -> np.ndarray:
-        """Convert an already letterboxed ``uint8`` NCHW RGB batch (from :mod:`yolotut.data`)
+        """Convert an already letterboxed ``uint8`` NCHW RGB batch (from :mod:`yolotut.training.data`)
         to the engine's input: dtype conversion and fixed-batch padding."""
         if batch.ndim != 4 or batch.shape[1:] != (3, self.imgsz, self.imgsz):
             raise ValueError(f"expected [n, 3, {self.imgsz}, {self.imgsz}] letterboxed images, got {batch.shape}")
@@ -357,7 +357,7 @@ class TorchEngine(Engine):
             model, path = model_or_path, None
         else:
             # Also a training checkpoint (final.pt), so a QAT model runs fake-quantized.
-            from yolotut.train import load_model
+            from yolotut.training.loop import load_model
 
             path = str(model_or_path)
             model = load_model(path)
@@ -385,7 +385,7 @@ class TorchEngine(Engine):
     def _engine_info(self) -> dict[str, Any]:
         import torch
 
-        from yolotut.export import is_quantized
+        from yolotut.inference.export import is_quantized
 
         info: dict[str, Any] = {
             "device": str(self.device),
@@ -512,7 +512,7 @@ class DeepSparseEngine(Engine):
             # graph) in its bundled ONNX Runtime: figures are not DeepSparse's own.
             warnings.warn(
                 f"DeepSparse compiles only {supported:.0%} of {path}; the rest runs in its ONNX Runtime "
-                "fallback, so speed figures are not DeepSparse's. Re-export with yolotut.export.",
+                "fallback, so speed figures are not DeepSparse's. Re-export with yolotut.inference.export.",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -222,7 +222,7 @@ def default_claims_path() -> Path:
     env = os.environ.get("YOLOTUT_CLAIMS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "data" / "published.yaml"
+    return Path(__file__).resolve().parents[2] / "data" / "published.yaml"
 
 
 _CLAIM_FIELDS = {f.name for f in fields(Claim)} - {"url"}
@@ -453,10 +453,10 @@ def _parse_comparisons(raw: Any, claims: Mapping[str, Claim], path: Path | str) 
 # that mapping other than the list act as defaults for every record, e.g. "hardware"):
 #   benchmark  {engine, model, variant?, batch_size, cores|num_cores, imgsz,
 #               items_per_sec, latency_ms_median, measurement?, hardware}
-#               (yolotut.benchmark.BenchmarkResult.to_dict())
+#               (yolotut.inference.benchmark.BenchmarkResult.to_dict())
 #   video      {fps, fps_peak?, engine_info: {engine, model, cores, imgsz, ...}}
-#               (yolotut.video.VideoResult.to_dict())
-#   evaluation {map50, map50_95, dataset, engine_info: {...}}  (yolotut.evaluate)
+#               (yolotut.inference.video.VideoResult.to_dict())
+#   evaluation {map50, map50_95, dataset, engine_info: {...}}  (yolotut.inference.evaluate)
 #   manifest   {model, variant, sparsity?, file_size_mb?, file_size_gz_mb?}
 # Keys of a nested "engine_info" fill in fields the record itself lacks. Without a
 # "variant" key, model and variant are inferred from the model file name (the blog's
@@ -1015,7 +1015,7 @@ def verdicts_to_html(
     plotly.js is embedded once (inline, no CDN: the page must work offline), with the
     first figure; later figures reuse it.
     """
-    from yolotut.plots import STATUS_COLORS
+    from yolotut.ui.plots import STATUS_COLORS
 
     esc = html.escape
     rows = []

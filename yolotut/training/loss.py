@@ -106,7 +106,7 @@ class ComputeLoss:
 
     ``preds`` are the training outputs of the model, one ``[B, na, ny, nx, 5 + nc]``
     logits tensor per level; ``targets`` ``[M, 6]`` rows ``(image index, cls, cx, cy, w, h)``
-    normalized to the input image (what :func:`yolotut.data.collate_fn` yields).
+    normalized to the input image (what :func:`yolotut.training.data.collate_fn` yields).
     ``loss`` is the weighted sum multiplied by the batch size (as YOLOv5, whose
     learning rates assume it); ``items`` the detached ``[box, obj, cls]`` parts (not
     multiplied). Pass ``hyp`` already through :func:`scale_hyp`.

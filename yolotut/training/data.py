@@ -38,7 +38,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from yolotut.augment import (
+from yolotut.training.augment import (
     augment_hyp,
     hsv_jitter,
     mosaic4,
@@ -362,7 +362,7 @@ class YoloDataset(Dataset):
 
     With ``augment=True`` an item is a mosaic with probability ``hyp['mosaic']``, else a
     letterboxed image; both then go through random affine, HSV jitter and flips
-    (YOLOv5's pipeline, :mod:`yolotut.augment`). Augmentation draws from ``self.rng``:
+    (YOLOv5's pipeline, :mod:`yolotut.training.augment`). Augmentation draws from ``self.rng``:
     seeded by ``seed`` in the main process and re-seeded per worker and epoch by
     :func:`create_dataloader`, so a run is reproducible for a given seed and number of
     workers.

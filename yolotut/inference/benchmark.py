@@ -35,7 +35,7 @@ import psutil
 from tqdm.auto import tqdm
 
 from yolotut import hardware
-from yolotut.engines import Engine, EngineUnavailableError, create_engine
+from yolotut.inference.engines import Engine, EngineUnavailableError, create_engine
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import plotly.graph_objects as go

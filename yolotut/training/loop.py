@@ -40,8 +40,8 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from yolotut.compat import apply_sparseml_compat
-from yolotut.distill import DISTILLERS, FeatureDistiller, detect_inputs
-from yolotut.export import is_quantized
+from yolotut.training.distill import DISTILLERS, FeatureDistiller, detect_inputs
+from yolotut.inference.export import is_quantized
 from yolotut.models.thinning import ChannelFade, ThinningConfig, apply_plan, plan
 
 RECIPE_PACKAGE = "yolotut.recipes"
@@ -67,7 +67,7 @@ class TrainConfig:
     # Epochs over which the channels thinning removes fade out (1 -> 0) before they are
     # removed, at the end of the last fading epoch; 0 = remove them before training.
     thinning_fade_epochs: int = 0
-    # Weight of distillation (yolotut.distill), by default of the features of the model
+    # Weight of distillation (yolotut.training.distill), by default of the features of the model
     # as it was before thinning; 0 = off.
     distill: float = 0.0
     # The distillation teacher's weights (as ``weights``: an asset, a .pt path or a
@@ -435,8 +435,8 @@ def _limited(loader, max_steps: int | None) -> Iterator:
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
     """Run (or resume) a training run with a SparseML recipe; return where the results are."""
     apply_sparseml_compat()
-    from yolotut.data import create_dataloader, load_dataset_config
-    from yolotut.loss import ComputeLoss, scale_hyp
+    from yolotut.training.data import create_dataloader, load_dataset_config
+    from yolotut.training.loss import ComputeLoss, scale_hyp
     from yolotut.models import model_from_config
 
     started = time.perf_counter()
@@ -674,7 +674,7 @@ def _restore_data_state(loader, state: dict[str, Any]) -> None:
 
 def _damage_images(dataset_config, config: TrainConfig, count: int) -> torch.Tensor:
     """The first ``count`` training images, unaugmented, for thinning's ``damage`` criterion."""
-    from yolotut.data import create_dataloader
+    from yolotut.training.data import create_dataloader
 
     loader, _ = create_dataloader(dataset_config, "train", imgsz=config.imgsz, batch_size=count, augment=False,
                                   shuffle=False, workers=0, max_images=count)

@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from yolotut.benchmark import CpuContention, load_average, machine_busy
-from yolotut.engines import Engine, available_cores
+from yolotut.inference.benchmark import CpuContention, load_average, machine_busy
+from yolotut.inference.engines import Engine, available_cores
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "draw", "write")
 

@@ -9,7 +9,7 @@ free to have: it says, at every pixel of every level, what the features used to 
 
 Each level's mean squared error is divided by the teacher's mean square, so that the
 three levels weigh alike whatever their scale, and multiplied by the batch size, as
-:class:`~yolotut.loss.ComputeLoss` scales its own terms.
+:class:`~yolotut.training.loss.ComputeLoss` scales its own terms.
 
 :class:`PredictionDistiller` instead matches what the ``Detect`` head *predicts*: the
 teacher's objectness (and class scores) as soft targets everywhere, and its boxes where

@@ -1,0 +1,1 @@
+"""What a person looks at: plotly figures and ipywidgets controls."""
