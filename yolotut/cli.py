@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from yolotut.inference.engines import ENGINES
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -87,12 +89,12 @@ def _default_engine(model: str, engine: str | None) -> str:
         return engine
     from yolotut.inference.engines import resolve_model_path
 
-    return "torch" if resolve_model_path(model).suffix.lower() == ".pt" else "deepsparse"
+    return "pytorch" if resolve_model_path(model).suffix.lower() == ".pt" else "deepsparse"
 
 
 def _add_engine_args(p: argparse.ArgumentParser, batch: bool = True) -> None:
     p.add_argument("model", help=".pt (torch) or .onnx (onnxruntime/deepsparse) file, or an asset name such as blog-yolov5n-pq-hardswish")
-    p.add_argument("--engine", choices=["torch", "onnxruntime", "deepsparse"], help="default: torch for .pt, deepsparse for .onnx")
+    p.add_argument("--engine", choices=ENGINES, help="default: pytorch for .pt, deepsparse for .onnx")
     if batch:
         p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--cores", type=int, default=None, help="cores / threads the engine may use (default: all)")

@@ -31,7 +31,16 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
-ENGINES = ("torch", "onnxruntime", "deepsparse")
+# The one engine vocabulary: results, claims, the report, plots and the CLI all use these names.
+ENGINES = ("pytorch", "onnxruntime", "deepsparse")
+# Spellings found in result files written by hand or by older versions of yolotut.
+_ENGINE_ALIASES = {"torch": "pytorch", "ort": "onnxruntime", "onnx runtime": "onnxruntime", "onnx-runtime": "onnxruntime"}
+
+
+def canonical_engine_name(name: str) -> str:
+    """``name`` in the project's engine vocabulary (:data:`ENGINES`); unknown names come back lower-cased."""
+    lowered = name.strip().lower()
+    return _ENGINE_ALIASES.get(lowered, lowered)
 
 # ONNX TensorProto element types -> numpy dtype names this project supports.
 _ONNX_DTYPES = {1: "float32", 2: "uint8"}
@@ -331,7 +340,7 @@ class Engine(abc.ABC):
 class TorchEngine(Engine):
     """Eager fp32 PyTorch (CPU, or CUDA when asked for and present); QAT checkpoints run fake-quantized."""
 
-    name = "torch"
+    name = "pytorch"
 
     def __init__(
         self,
@@ -585,7 +594,7 @@ def create_engine(
     device: str = "cpu",
     names: Sequence[str] | None = None,
 ) -> Engine:
-    """Build an engine for a ``.pt`` (torch) or ``.onnx`` (onnxruntime / deepsparse) model.
+    """Build an engine for a ``.pt`` (pytorch) or ``.onnx`` (onnxruntime / deepsparse) model.
 
     ``cores`` is torch's thread count, ONNX Runtime's ``intra_op_num_threads`` or
     DeepSparse's ``num_cores``; ``None`` leaves each engine's default (all cores).
@@ -595,20 +604,20 @@ def create_engine(
     if cores is not None and cores < 1:
         raise ValueError(f"cores must be >= 1, got {cores}")
     if not isinstance(model, (str, Path)):
-        if engine != "torch":
-            raise ValueError(f"an in-memory torch model runs only on the torch engine, not {engine!r}; export it to ONNX first")
+        if engine != "pytorch":
+            raise ValueError(f"an in-memory torch model runs only on the pytorch engine, not {engine!r}; export it to ONNX first")
         return TorchEngine(model, batch_size, imgsz or 640, device=device, threads=cores, names=names)
     path = resolve_model_path(model)
     names = names or ASSET_CLASS_NAMES.get(str(model))
     suffix = path.suffix.lower()
-    if engine == "torch":
+    if engine == "pytorch":
         if suffix != ".pt":
-            raise ValueError(f"the torch engine runs .pt checkpoints; {path} is {suffix or 'not'} a .pt file (use --engine onnxruntime or deepsparse for .onnx)")
+            raise ValueError(f"the pytorch engine runs .pt checkpoints; {path} is {suffix or 'not'} a .pt file (use --engine onnxruntime or deepsparse for .onnx)")
         return TorchEngine(path, batch_size, imgsz or 640, device=device, threads=cores, names=names)
     if suffix != ".onnx":
         raise ValueError(f"the {engine} engine runs .onnx files; export {path} first (`yolotut export`)")
     if device not in ("cpu", "auto"):
-        raise ValueError(f"the {engine} engine runs on the CPU only; device={device!r} is for --engine torch")
+        raise ValueError(f"the {engine} engine runs on the CPU only; device={device!r} is for --engine pytorch")
     if engine == "onnxruntime":
         return OnnxRuntimeEngine(path, batch_size, threads=cores, imgsz=imgsz, names=names)
     return DeepSparseEngine(path, batch_size, num_cores=cores, imgsz=imgsz, names=names)

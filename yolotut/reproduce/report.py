@@ -15,12 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from yolotut.inference.engines import ENGINES, canonical_engine_name
 from yolotut.reproduce import claims as claims_mod
 from yolotut.reproduce.claims import Measurement, Verdict
-
-_ENGINE_ORDER = ("pytorch", "onnxruntime", "deepsparse")
-_ENGINE_NAMES = {"torch": "pytorch"}  # the claims' engine names
-
 
 # --- picking what to chart ------------------------------------------------------------
 #
@@ -42,7 +39,7 @@ def load_records(results_dir: str | Path) -> list[dict[str, Any]]:
             records.append({
                 **rec,
                 "label": rec.get("label") or " ".join(str(p) for p in (rec.get("arch"), rec.get("variant")) if p),
-                "engine": _ENGINE_NAMES.get(engine, engine),
+                "engine": canonical_engine_name(engine) if engine else engine,
                 "batch_size": rec.get("batch_size") or info.get("batch_size"),
                 "cores": rec.get("cores") or info.get("cores"),
                 "file": path.name,
@@ -70,7 +67,7 @@ def engine_rows(records: Sequence[Mapping[str, Any]], batch_size: int) -> list[d
             "label": r["label"], "engine": r["engine"], "items_per_sec": r["items_per_sec"],
             "model": r.get("arch"), "variant": r.get("variant"), "cores": cores,
         })
-    order = {e: i for i, e in enumerate(_ENGINE_ORDER)}
+    order = {e: i for i, e in enumerate(ENGINES)}
     return sorted(rows.values(), key=lambda row: (row["label"], order.get(row["engine"], 99)))
 
 

@@ -33,7 +33,6 @@ from yolotut.inference.engines import ENGINES, Engine, EngineUnavailableError, c
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 IMAGE_SIZES = (320, 416, 512, 640)
-_ENGINE_NAMES = {"torch": "pytorch"}  # plots.ENGINE_COLORS uses the claims' engine names
 AUTHOR_MODELS = {
     "blog author: yolov5n pruned-quantized hardswish (int8)": ("blog-yolov5n-pq-hardswish", "pruned-quantized-hardswish"),
     "blog author: yolov5n pruned-quantized silu (int8)": ("blog-yolov5n-pq-silu", "pruned-quantized"),
@@ -169,7 +168,7 @@ class EngineComparison:
 
     def _benchmark(self, choice: ModelChoice, engine: str) -> BenchmarkResult:
         batch, cores = int(self.batch_size.value), int(self.cores.value)
-        if engine == "torch":
+        if engine == "pytorch":
             model, imgsz = choice.checkpoint, int(self.imgsz.value)
             if model is None:
                 return skipped_result(choice.onnx or "?", engine, batch, cores,
@@ -211,7 +210,7 @@ class EngineComparison:
         bars = [
             go.Bar(
                 name=key, x=[r.engine for r in runs], y=[r.items_per_sec for r in runs],
-                marker={"color": [ENGINE_COLORS.get(_ENGINE_NAMES.get(r.engine, r.engine)) for r in runs],
+                marker={"color": [ENGINE_COLORS.get(r.engine) for r in runs],
                         "pattern": {"shape": patterns[i % len(patterns)]}},
                 text=[f"{r.items_per_sec:.1f}" for r in runs], textposition="outside",
                 customdata=[[r.latency_ms_mean, r.latency_ms_p90] for r in runs],
