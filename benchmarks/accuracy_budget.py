@@ -170,7 +170,7 @@ def main() -> None:
     if args.before:
         start = initial_model(TrainConfig(weights="yolov5n"), ["pistol"]).eval()
         scores = evaluate(TorchEngine(start, imgsz=args.imgsz), "pistols", split="valid", max_images=args.val_images)
-        results["before"] = {"map50": round(scores["map50"], 4), "map50_95": round(scores["map50_95"], 4), "val_images": scores["images"], "engine": "torch"}
+        results["before"] = {"map50": round(scores["map50"], 4), "map50_95": round(scores["map50_95"], 4), "val_images": scores["images"], "engine": "pytorch"}
         print(f"{'before':16s} mAP@0.5 {scores['map50']:.3f}  mAP@0.5:0.95 {scores['map50_95']:.3f}  ({scores['images']} images)", flush=True)
     fade_epochs = args.fade_epochs if args.fade_epochs is not None else max(1, round(args.epochs / 2))
     for name in args.variants:
@@ -227,7 +227,7 @@ def main() -> None:
             path = export_onnx(model, out / f"{name}.onnx", imgsz=args.imgsz, uint8_input=True).path
             engine, engine_name = create_engine(path, int8_engine, imgsz=args.imgsz, names=["pistol"]), int8_engine
         else:
-            engine, engine_name = TorchEngine(model.eval(), imgsz=args.imgsz), "torch"
+            engine, engine_name = TorchEngine(model.eval(), imgsz=args.imgsz), "pytorch"
         scores = evaluate(engine, "pistols", split="valid", max_images=args.val_images)
         results[name] = {
             "map50": round(scores["map50"], 4),

@@ -57,7 +57,7 @@ ENGINES = {
     "ours s pruned+int8 (deepsparse)": ("yolov5s-pruned-quantized.onnx", "deepsparse"),
     "ours s thinned+int8 (deepsparse)": ("yolov5s-thinned-quantized.onnx", "deepsparse"),
     "ours s dense int8 (deepsparse)": ("yolov5s-oneshot-int8.onnx", "deepsparse"),
-    "ours s dense (pytorch)": ("yolov5s-dense.pt", "torch"),
+    "ours s dense (pytorch)": ("yolov5s-dense.pt", "pytorch"),
 }
 RATIOS = {
     # name: (numerator, denominator, goal)

@@ -28,8 +28,6 @@ from yolotut.assets import (
 )
 from yolotut.cli import main
 
-
-
 MIRROR = assets.mirror_root()  # tests/conftest.py sets YOLOTUT_MIRROR when a mirror is found
 needs_mirror = pytest.mark.skipif(MIRROR is None, reason="offline mirror (shared/mirror) not found")
 

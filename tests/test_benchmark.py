@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from yolotut.assets import mirror_root
+from yolotut.cli import main
 from yolotut.inference import benchmark
 from yolotut.inference.benchmark import BenchmarkResult, benchmark_engine, latency_stats, run_benchmark
-from yolotut.cli import main
 from yolotut.inference.engines import Engine, create_engine
 from yolotut.inference.video import annotate, run_video
 

@@ -138,7 +138,7 @@ def test_accuracy_budget_trains_only_then_scores_the_run_later(
     budget.main()
     assert (out / "dense" / "final.pt").stat().st_mtime_ns == trained  # scored, not trained again
     result = json.loads((out / "accuracy_budget.json").read_text())["results"]["dense"]
-    assert result["val_images"] == 4 and result["engine"] == "torch" and 0.0 <= result["map50"] <= 1.0
+    assert result["val_images"] == 4 and result["engine"] == "pytorch" and 0.0 <= result["map50"] <= 1.0
     assert list(result["train_seconds_by_device"]) == ["cpu"] and result["train_seconds_by_device"]["cpu"] > 0
 
     # Other settings under the same --out are refused, not scored as if they matched.

@@ -15,8 +15,8 @@ import plotly.graph_objects as go
 import pytest
 
 from yolotut.reproduce import claims as C
-from yolotut.ui import plots
 from yolotut.reproduce.claims import ClaimsError
+from yolotut.ui import plots
 
 REPO = Path(__file__).resolve().parent.parent
 REGISTRY = REPO / "data" / "published.yaml"

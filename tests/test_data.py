@@ -32,8 +32,6 @@ from yolotut.training.data import (
     parse_label_file,
 )
 
-
-
 # --- synthetic datasets -----------------------------------------------------------------
 
 

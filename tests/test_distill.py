@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-from yolotut.training.distill import FeatureDistiller, PredictionDistiller, detect_inputs
 from yolotut.models import build_model
 from yolotut.models.thinning import ThinningConfig, thin
+from yolotut.training.distill import FeatureDistiller, PredictionDistiller, detect_inputs
 
 
 @pytest.fixture(scope="module")

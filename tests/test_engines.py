@@ -221,7 +221,7 @@ def test_deepsparse_unavailable_raises_engine_unavailable(monkeypatch: pytest.Mo
 
 def test_torch_engine_detects_people_on_bus_with_yolov5n() -> None:
     pytest.importorskip("yolotut.models")
-    eng = create_engine("yolov5n", "torch", imgsz=320, cores=1)
+    eng = create_engine("yolov5n", "pytorch", imgsz=320, cores=1)
     assert eng.input_dtype == "float32" and eng.imgsz == 320
     assert len(eng.names) == 80 and eng.names[0] == "person"
     image = cv2.imread(str(TRAIN / "data/images/bus.jpg"))
@@ -231,24 +231,24 @@ def test_torch_engine_detects_people_on_bus_with_yolov5n() -> None:
     h, w = image.shape[:2]
     assert det[:, [0, 2]].min() >= 0 and det[:, [0, 2]].max() <= w
     assert det[:, [1, 3]].max() <= h
-    assert eng.info()["engine"] == "torch" and eng.info()["precision"] == "fp32"
+    assert eng.info()["engine"] == "pytorch" and eng.info()["precision"] == "fp32"
 
 
 def test_torch_engine_from_an_in_memory_model() -> None:
     models = pytest.importorskip("yolotut.models")
     model = models.build_model("n", num_classes=2)
-    eng = create_engine(model, "torch", imgsz=64)
+    eng = create_engine(model, "pytorch", imgsz=64)
     pred = eng.infer(eng.dummy_input())
     assert pred.shape == (1, 3 * (8 * 8 + 4 * 4 + 2 * 2), 7)
     assert eng.num_classes == 2
 
 
 def test_cuda_request_without_gpu_is_unavailable() -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("pytorch")
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(EngineUnavailableError, match="cuda"):
-        create_engine("yolov5n", "torch", device="cuda")
+        create_engine("yolov5n", "pytorch", device="cuda")
 
 
 # --- factory errors -----------------------------------------------------------------------
@@ -256,7 +256,7 @@ def test_cuda_request_without_gpu_is_unavailable() -> None:
 
 def test_create_engine_errors_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="torch engine runs .pt"):
-        create_engine(BLOG_HS, "torch")
+        create_engine(BLOG_HS, "pytorch")
     with pytest.raises(ValueError, match="unknown engine"):
         create_engine(BLOG_HS, "tensorrt")
     with pytest.raises(FileNotFoundError, match="not found"):

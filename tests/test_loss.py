@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from yolotut.training.loss import DEFAULT_LOSS_HYP, ComputeLoss, bbox_ciou, find_detect, scale_hyp
 from yolotut.models import build_model
+from yolotut.training.loss import DEFAULT_LOSS_HYP, ComputeLoss, bbox_ciou, find_detect, scale_hyp
 
 # YOLOv5's pixel anchors (P3/8, P4/16, P5/32) in stride units, as Detect stores them.
 STRIDES = torch.tensor([8.0, 16.0, 32.0])

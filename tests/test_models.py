@@ -6,8 +6,8 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
 import torch
+import yaml
 from torch import nn
 
 from yolotut.models import SIZES, Conv, Detect, DetectionModel, build_model, default_config, yolo

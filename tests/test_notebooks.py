@@ -17,6 +17,7 @@ import nbformat
 import pytest
 
 from yolotut.reproduce import claims, runner
+from yolotut.reproduce import results as store
 
 NOTEBOOKS = runner.default_notebooks_dir()
 NAMES = [p.stem for p in runner.list_notebooks(NOTEBOOKS)]
@@ -122,7 +123,7 @@ def test_every_notebook_ran(quick_run) -> None:
     assert [r.name for r in summary.runs] == NAMES
     for run in summary.runs:
         assert run.seconds > 0 and Path(run.executed).exists()
-    times = {n["name"]: n for n in runner.load_manifest(out / "manifest.json")["notebooks"]}
+    times = {n["name"]: n for n in store.load_manifest(out / "manifest.json")["notebooks"]}
     assert all(times[name]["status"] == "ok" and times[name]["seconds"] > 0 for name in NAMES)
 
 
@@ -131,12 +132,12 @@ def test_every_notebook_ran(quick_run) -> None:
 @pytest.mark.parametrize(
     "name, variant, needs",
     [
-        ("01_baseline", "dense", [("items_per_sec", "torch"), ("fps", None)]),
-        ("02_deepsparse_dense", "dense", [("items_per_sec", "torch"), ("items_per_sec", "onnxruntime"),
+        ("01_baseline", "dense", [("items_per_sec", "pytorch"), ("fps", None)]),
+        ("02_deepsparse_dense", "dense", [("items_per_sec", "pytorch"), ("items_per_sec", "onnxruntime"),
                                           ("items_per_sec", "deepsparse"), ("fps", None), ("file_size_mb", None)]),
         ("03_oneshot_quantization", "one-shot-quantized", [("items_per_sec", "deepsparse"), ("map50", None), ("sparsity", None)]),
         ("04_pruning", "pruned", [("items_per_sec", "deepsparse"), ("map50", None), ("sparsity", None), ("fps", None)]),
-        ("05_pruning_quantization", "pruned-quantized", [("items_per_sec", "deepsparse"), ("items_per_sec", "torch"),
+        ("05_pruning_quantization", "pruned-quantized", [("items_per_sec", "deepsparse"), ("items_per_sec", "pytorch"),
                                                          ("map50", None), ("sparsity", None), ("fps", None)]),
         ("06_sparse_transfer_learning", "sparse-transfer", [("items_per_sec", "deepsparse"), ("map50", None),
                                                             ("sparsity", None), ("fps", None)]),
@@ -174,7 +175,7 @@ def test_engine_comparison_results(quick_run) -> None:
 @pytest.mark.slow
 def test_manifest_lists_the_models_with_existing_onnx_files(quick_run) -> None:
     _, out = quick_run
-    models = runner.load_manifest(out / "manifest.json")["models"]
+    models = store.load_manifest(out / "manifest.json")["models"]
     variants = {(m["model"], m["variant"]) for m in models}
     assert {("yolov5s", v) for v in ("dense", "one-shot-quantized", "pruned", "pruned-quantized", "sparse-transfer")} <= variants
     assert ("yolov5n", "pruned-quantized-hardswish") in variants

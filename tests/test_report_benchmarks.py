@@ -50,7 +50,7 @@ def test_goals_of_every_run_are_listed_with_their_verdict(tmp_path: Path) -> Non
 def test_accuracy_budget_rows_by_epochs(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    result = {"map50": 0.72, "map50_95": 0.402, "val_images": 500, "engine": "torch", "train_images": "all", "train_seconds": 972.0, "device": "cpu"}
+    result = {"map50": 0.72, "map50_95": 0.402, "val_images": 500, "engine": "pytorch", "train_images": "all", "train_seconds": 972.0, "device": "cpu"}
     (tmp_path / "a" / "accuracy_budget.json").write_text(json.dumps({"epochs": 8, "results": {"dense": {**result, "epochs": 8}}}))
     # Older files carry the epochs only at the top level.
     (tmp_path / "b" / "accuracy_budget.json").write_text(json.dumps({"epochs": 3, "results": {"thinned-int8": {**result, "map50": 0.036, "engine": "deepsparse"}}}))

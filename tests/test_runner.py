@@ -10,6 +10,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from yolotut.reproduce import claims, runner
+from yolotut.reproduce import results as store
 from yolotut.reproduce.report import build_report
 
 
@@ -48,7 +49,7 @@ def test_failing_notebook_names_notebook_cell_and_executed_copy(tmp_path: Path) 
     assert err.executed.exists()
     assert not (nbs / "never-ran").exists()  # the run stopped at the failure
     assert json.loads((nbs / "seen.json").read_text()) == ["quick", str(out.resolve() / "results")]
-    times = {n["name"]: n for n in runner.load_manifest(out / "manifest.json")["notebooks"]}
+    times = {n["name"]: n for n in store.load_manifest(out / "manifest.json")["notebooks"]}
     assert times["01_ok"]["status"] == "ok" and times["01_ok"]["seconds"] > 0
     assert times["02_broken"]["status"] == "failed" and times["02_broken"]["seconds"] is None
 
@@ -114,40 +115,40 @@ def test_record_model_writes_replaces_and_validates(tmp_path: Path) -> None:
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"x" * 2000)
     manifest = tmp_path / "out" / "manifest.json"
-    runner.record_model("dense", onnx, 0.0, "fp32", model="yolov5s", manifest_path=manifest, imgsz=416)
-    runner.record_model("dense", onnx, 0.0, "fp32", map50=0.5, model="yolov5n", manifest_path=manifest)
-    entry = runner.record_model("dense", onnx, 0.1, "fp32", map50=0.25, model="yolov5s", manifest_path=manifest)
-    models = runner.load_manifest(manifest)["models"]
+    store.record_model("dense", onnx, 0.0, "fp32", model="yolov5s", manifest_path=manifest, imgsz=416)
+    store.record_model("dense", onnx, 0.0, "fp32", map50=0.5, model="yolov5n", manifest_path=manifest)
+    entry = store.record_model("dense", onnx, 0.1, "fp32", map50=0.25, model="yolov5s", manifest_path=manifest)
+    models = store.load_manifest(manifest)["models"]
     assert [(m["model"], m["variant"]) for m in models] == [("yolov5n", "dense"), ("yolov5s", "dense")]
     assert models[-1] == entry and entry["map50"] == 0.25 and entry["file_size_mb"] == pytest.approx(0.002)
     assert entry["onnx"] == str(onnx.resolve())
 
     with pytest.raises(ValueError, match="sparsity must be a fraction"):
-        runner.record_model("x", onnx, 75.0, "int8", manifest_path=manifest)
+        store.record_model("x", onnx, 75.0, "int8", manifest_path=manifest)
     with pytest.raises(ValueError, match="precision must be one of"):
-        runner.record_model("x", onnx, 0.5, "fp16", manifest_path=manifest)
+        store.record_model("x", onnx, 0.5, "fp16", manifest_path=manifest)
     with pytest.raises(ValueError, match="map50 must be a fraction"):
-        runner.record_model("x", onnx, 0.5, "int8", map50=52.0, manifest_path=manifest)
+        store.record_model("x", onnx, 0.5, "int8", map50=52.0, manifest_path=manifest)
     with pytest.raises(FileNotFoundError, match="export the model first"):
-        runner.record_model("x", tmp_path / "missing.onnx", 0.5, "int8", manifest_path=manifest)
+        store.record_model("x", tmp_path / "missing.onnx", 0.5, "int8", manifest_path=manifest)
 
     onnx.unlink()
-    assert runner.manifest_models(manifest) == []  # entries whose file is gone are not offered
+    assert store.manifest_models(manifest) == []  # entries whose file is gone are not offered
 
 
 def test_bad_manifest_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "manifest.json"
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON.*delete it"):
-        runner.load_manifest(bad)
+        store.load_manifest(bad)
     bad.write_text('{"models": []}')
     with pytest.raises(ValueError, match="not a yolotut manifest"):
-        runner.load_manifest(bad)
+        store.load_manifest(bad)
 
 
 def test_require_names_the_producing_notebook(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="run notebook 01_baseline first"):
-        runner.require(tmp_path / "yolov5s-dense.pt", "01_baseline")
+        store.require(tmp_path / "yolov5s-dense.pt", "01_baseline")
 
 
 # --- results and the report -------------------------------------------------------------------------
@@ -162,15 +163,15 @@ def _benchmark(engine: str, items: float, variant_model: str, batch: int = 1) ->
 def _write_fake_results(results: Path) -> None:
     dense = dict(arch="yolov5s", variant="dense", precision="fp32", dataset="pistols")
     pq = dict(arch="yolov5s", variant="pruned-quantized", precision="int8", dataset="pistols")
-    runner.write_results(results, "02_dense", {"profile": "quick", "measurements": [
-        runner.labelled(_benchmark("onnxruntime", 10.0, "a"), id="ort", **dense),
-        runner.labelled(_benchmark("deepsparse", 30.0, "a"), id="ds", **dense),
-        runner.labelled({"map50": 0.5, "map50_95": 0.3, "engine_info": {"engine": "deepsparse", "imgsz": 416}}, id="m1", **dense),
-        runner.labelled({"model": "x", "engine": "deepsparse", "batch_size": 1, "skipped": "no VNNI"}, id="skip", **dense),
+    store.write_results(results, "02_dense", {"profile": "quick", "measurements": [
+        store.labelled(_benchmark("onnxruntime", 10.0, "a"), id="ort", **dense),
+        store.labelled(_benchmark("deepsparse", 30.0, "a"), id="ds", **dense),
+        store.labelled({"map50": 0.5, "map50_95": 0.3, "engine_info": {"engine": "deepsparse", "imgsz": 416}}, id="m1", **dense),
+        store.labelled({"model": "x", "engine": "deepsparse", "batch_size": 1, "skipped": "no VNNI"}, id="skip", **dense),
     ]})
-    runner.write_results(results, "05_pq", {"profile": "quick", "measurements": [
-        runner.labelled(_benchmark("deepsparse", 90.0, "b"), id="ds-pq", **pq),
-        runner.labelled({"map50": 0.48, "engine_info": {"engine": "deepsparse", "imgsz": 416}}, id="m2", **pq),
+    store.write_results(results, "05_pq", {"profile": "quick", "measurements": [
+        store.labelled(_benchmark("deepsparse", 90.0, "b"), id="ds-pq", **pq),
+        store.labelled({"map50": 0.48, "engine_info": {"engine": "deepsparse", "imgsz": 416}}, id="m2", **pq),
     ]})
 
 
@@ -193,7 +194,7 @@ def test_onnx_file_record_measures_the_file(mirror: Path) -> None:
     from yolotut import assets
 
     path = assets.fetch("blog-yolov5n-pq-hardswish")
-    rec = runner.onnx_file_record(path, arch="yolov5n", variant="pruned-quantized-hardswish", precision="int8")
+    rec = store.onnx_file_record(path, arch="yolov5n", variant="pruned-quantized-hardswish", precision="int8")
     assert rec["quantized"] is True
     # The author's "pruned-quantized" YOLOv5n is barely sparse (his transfer-learning recipe
     # holds an upstream's zeros; from dense yolov5n.pt there were none): INT8 rounding zeros only.
@@ -209,8 +210,8 @@ def test_build_report_writes_markdown_html_and_verdicts(tmp_path: Path) -> None:
     onnx.parent.mkdir()
     onnx.write_bytes(b"0" * 100)
     manifest = tmp_path / "manifest.json"
-    runner.record_model("pruned-quantized", onnx, 0.7, "int8", map50=0.48, model="yolov5s", manifest_path=manifest)
-    runner.record_notebook_time(manifest, "02_dense", 12.5, tmp_path / "x.ipynb", "quick")
+    store.record_model("pruned-quantized", onnx, 0.7, "int8", map50=0.48, model="yolov5s", manifest_path=manifest)
+    store.record_notebook_time(manifest, "02_dense", 12.5, tmp_path / "x.ipynb", "quick")
 
     paths = build_report(results, tmp_path / "report", manifest_path=manifest)
     md = paths["markdown"].read_text()
@@ -229,16 +230,16 @@ def test_chart_rows_keep_labels_and_compare_all_core_runs(tmp_path: Path) -> Non
     from yolotut.reproduce.report import engine_rows, fps_rows, load_records, speed_map_rows
 
     tags = dict(arch="yolov5n", variant="pruned-quantized-hardswish")
-    runner.write_results(tmp_path, "07", {"measurements": [
-        runner.labelled(_benchmark("deepsparse", 500.0, "author"), id="a", label="author", **tags),
-        runner.labelled(_benchmark("deepsparse", 120.0, "ours"), id="o", label="ours", **tags),
-        runner.labelled({"map50": 0.88}, id="am", label="author", **tags),
-        runner.labelled({"fps": 200.0, "engine_info": {"engine": "torch", "batch_size": 1}}, id="v", label="ours", **tags),
-        runner.labelled({"fps": 90.0, "fps_peak": 150.0}, id="peak", label="author (peak loop)", **tags),
+    store.write_results(tmp_path, "07", {"measurements": [
+        store.labelled(_benchmark("deepsparse", 500.0, "author"), id="a", label="author", **tags),
+        store.labelled(_benchmark("deepsparse", 120.0, "ours"), id="o", label="ours", **tags),
+        store.labelled({"map50": 0.88}, id="am", label="author", **tags),
+        store.labelled({"fps": 200.0, "engine_info": {"engine": "torch", "batch_size": 1}}, id="v", label="ours", **tags),
+        store.labelled({"fps": 90.0, "fps_peak": 150.0}, id="peak", label="author (peak loop)", **tags),
     ]})
-    runner.write_results(tmp_path, "08", {"measurements": [
-        runner.labelled(_benchmark("deepsparse", 999.0, "author"), id="again", label="author", **tags),  # later re-run
-        runner.labelled({**_benchmark("deepsparse", 300.0, "author"), "cores": 1}, id="c1", label="author", **tags),
+    store.write_results(tmp_path, "08", {"measurements": [
+        store.labelled(_benchmark("deepsparse", 999.0, "author"), id="again", label="author", **tags),  # later re-run
+        store.labelled({**_benchmark("deepsparse", 300.0, "author"), "cores": 1}, id="c1", label="author", **tags),
     ]})
     records = load_records(tmp_path)
     rows = engine_rows(records, 1)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from yolotut.models import build_model
 from yolotut.inference.sparsify import (
     ALL,
     BLOCK,
@@ -25,6 +24,7 @@ from yolotut.inference.sparsify import (
     recipe_groups,
     weighted_sparsity,
 )
+from yolotut.models import build_model
 
 
 @pytest.fixture()

@@ -26,8 +26,8 @@ from yolotut.models.thinning import (
     thin,
     thin_to_widths,
 )
-from yolotut.training.distill import detect_features
 from yolotut.models.yolo import model_from_config
+from yolotut.training.distill import detect_features
 
 
 def _model(size: str = "n", act: str = "silu", seed: int = 0):

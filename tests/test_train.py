@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from yolotut.training import loop as train_module
 from yolotut.inference.export import export_onnx, is_quantized
+from yolotut.training import loop as train_module
 from yolotut.training.loop import (
     ModelEMA,
     TrainConfig,
@@ -400,8 +400,8 @@ def test_thinning_fade_run_resumes_mid_fade_and_ends_thinned(tmp_path: Path, mon
 
 
 def test_damage_criterion_plans_on_the_first_training_images(tmp_path: Path, monkeypatch) -> None:
-    from yolotut.training.data import load_dataset_config
     from yolotut.models.thinning import ThinningConfig, plan
+    from yolotut.training.data import load_dataset_config
 
     thinning = {"c3": 0.5, "modules": [17], "criterion": "damage", "damage_images": 2}
     config = tiny_config(tmp_path / "run", "dense-finetune", 3, thinning=thinning, thinning_fade_epochs=2)

@@ -8,8 +8,15 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from yolotut.reproduce import runner
-from yolotut.ui.widgets import AUTHOR_MODELS, EngineComparison, ModelChoice, annotated_frames, choices_from_manifest, frames_html
+from yolotut.reproduce import results as store
+from yolotut.ui.widgets import (
+    AUTHOR_MODELS,
+    EngineComparison,
+    ModelChoice,
+    annotated_frames,
+    choices_from_manifest,
+    frames_html,
+)
 
 
 @pytest.fixture
@@ -36,11 +43,11 @@ def test_click_run_benchmarks_each_engine_and_draws_bars(mirror: Path, tiny_chec
     assert widget.figure.data == ()
 
     widget.variant.value = "author"
-    widget.engines.value = ("torch", "onnxruntime")
+    widget.engines.value = ("pytorch", "onnxruntime")
     widget.button.click()  # what a click in JupyterLab does
 
     # torch has no checkpoint for the ONNX-only author model: skipped with the reason, no bar
-    assert [r.engine for _, r in widget.results] == ["torch", "onnxruntime"]
+    assert [r.engine for _, r in widget.results] == ["pytorch", "onnxruntime"]
     torch_result = widget.results[0][1]
     assert torch_result.skipped and "no PyTorch checkpoint" in torch_result.skipped
     bars = _bars(widget.figure)
@@ -48,23 +55,23 @@ def test_click_run_benchmarks_each_engine_and_draws_bars(mirror: Path, tiny_chec
     (series,) = bars.values()
     assert list(series) == ["onnxruntime"] and series["onnxruntime"] > 0
     assert widget.progress.value == widget.progress.max == 2
-    assert "skipped: torch" in widget.status.value
+    assert "skipped: pytorch" in widget.status.value
     assert not widget.button.disabled
 
     # a second run (another model, torch at a chosen image size) adds a series, keeps the first
     widget.variant.value = "tiny"
-    widget.engines.value = ("torch", "deepsparse")
+    widget.engines.value = ("pytorch", "deepsparse")
     widget.imgsz.value = 320
     widget.cores.value = 1
     new = widget.run()
-    assert new[0].engine == "torch" and not new[0].skipped and new[0].imgsz == 320 and new[0].cores == 1
+    assert new[0].engine == "pytorch" and not new[0].skipped and new[0].imgsz == 320 and new[0].cores == 1
     assert new[1].skipped == "no ONNX file for this model"
     bars = _bars(widget.figure)
     assert len(bars) == 2 and any(name.startswith("tiny · b1 · 1c · 320px") for name in bars)
 
     rows = widget.table_rows()
     assert [(r["model"], r["engine"]) for r in rows] == [
-        ("author", "torch"), ("author", "onnxruntime"), ("tiny", "torch"), ("tiny", "deepsparse")]
+        ("author", "pytorch"), ("author", "onnxruntime"), ("tiny", "pytorch"), ("tiny", "deepsparse")]
     assert rows[1]["items/sec"] > 0 and rows[0]["items/sec"] is None and rows[0]["skipped"]
     html = widget.table_html()
     assert "<table" in html and "onnxruntime" in html and "None" not in html
@@ -88,8 +95,8 @@ def test_choices_from_manifest_adds_author_models(tmp_path: Path) -> None:
     ckpt = tmp_path / "dense.pt"
     ckpt.write_bytes(b"0")
     manifest = tmp_path / "manifest.json"
-    runner.record_model("pruned-quantized", onnx, 0.7, "int8", model="yolov5s", manifest_path=manifest)
-    runner.record_model("dense", onnx, 0.0, "fp32", model="yolov5s", checkpoint=str(ckpt), manifest_path=manifest)
+    store.record_model("pruned-quantized", onnx, 0.7, "int8", model="yolov5s", manifest_path=manifest)
+    store.record_model("dense", onnx, 0.0, "fp32", model="yolov5s", checkpoint=str(ckpt), manifest_path=manifest)
     choices = choices_from_manifest(manifest)
     assert choices["yolov5s pruned-quantized (int8)"] == ModelChoice(str(onnx.resolve()), None, "yolov5s", "pruned-quantized")
     assert choices["yolov5s dense (fp32)"].checkpoint == str(ckpt)

@@ -571,10 +571,11 @@ def resolve_zoo_stub(stub: str) -> Path:
     """Download a SparseZoo ``zoo:`` stub's ONNX model; :class:`SparseZooUnavailableError` if it cannot."""
     if not stub.startswith("zoo:"):
         raise ValueError(f"{stub!r} is not a SparseZoo stub (they start with 'zoo:')")
+    # isort: off
     from yolotut import compat  # noqa: F401  (sets NM_DISABLE_ANALYTICS before sparsezoo loads)
-
     import sparsezoo
     from sparsezoo.api.exceptions import InvalidQueryException
+    # isort: on
 
     try:
         model = sparsezoo.Model(stub, download_path=str(cache_dir() / "sparsezoo" / _safe_name(stub)))

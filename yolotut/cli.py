@@ -198,9 +198,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from yolotut.training.data import load_dataset_config
     from yolotut.inference.engines import create_engine
     from yolotut.inference.evaluate import evaluate
+    from yolotut.training.data import load_dataset_config
 
     cfg = load_dataset_config(args.data)
     engine = create_engine(

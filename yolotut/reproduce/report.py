@@ -21,7 +21,7 @@ from yolotut.reproduce.claims import Measurement, Verdict
 
 # --- picking what to chart ------------------------------------------------------------
 #
-# Charts read the notebooks' result records directly (``yolotut.reproduce.runner.write_results``):
+# Charts read the notebooks' result records directly (``yolotut.reproduce.results.write_results``):
 # a record may carry a ``label`` (notebook 07 tells the blog author's YOLOv5n from
 # ours), which claims.Measurement does not keep.
 
@@ -343,7 +343,7 @@ def build_report(
     ``manifest_path`` defaults to ``<results_dir>/../manifest.json``. Returns the paths written.
     """
     from yolotut import hardware
-    from yolotut.reproduce.runner import load_manifest
+    from yolotut.reproduce.results import load_manifest
 
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     if not results_dir.is_dir():

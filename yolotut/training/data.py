@@ -38,6 +38,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
+from yolotut.boxes import letterbox
 from yolotut.training.augment import (
     augment_hyp,
     hsv_jitter,
@@ -47,7 +48,6 @@ from yolotut.training.augment import (
     xywhn_to_xyxy,
     xyxy_to_xywhn,
 )
-from yolotut.boxes import letterbox
 
 __all__ = [
     "BUILTIN_DATASETS",

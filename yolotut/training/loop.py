@@ -40,9 +40,9 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from yolotut.compat import apply_sparseml_compat
-from yolotut.training.distill import DISTILLERS, FeatureDistiller, detect_inputs
 from yolotut.inference.export import is_quantized
 from yolotut.models.thinning import ChannelFade, ThinningConfig, apply_plan, plan
+from yolotut.training.distill import DISTILLERS, FeatureDistiller, detect_inputs
 
 RECIPE_PACKAGE = "yolotut.recipes"
 CHECKPOINT_FORMAT = "yolotut-train/1"
@@ -435,9 +435,9 @@ def _limited(loader, max_steps: int | None) -> Iterator:
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
     """Run (or resume) a training run with a SparseML recipe; return where the results are."""
     apply_sparseml_compat()
+    from yolotut.models import model_from_config
     from yolotut.training.data import create_dataloader, load_dataset_config
     from yolotut.training.loss import ComputeLoss, scale_hyp
-    from yolotut.models import model_from_config
 
     started = time.perf_counter()
     out_dir = Path(config.out_dir)

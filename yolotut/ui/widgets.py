@@ -52,7 +52,7 @@ class ModelChoice:
 
 def choices_from_manifest(manifest_path: str | Path, include_author_models: bool = True) -> dict[str, ModelChoice]:
     """Selectable models: the manifest's (ONNX file still on disk) and the blog author's two."""
-    from yolotut.reproduce.runner import manifest_models
+    from yolotut.reproduce.results import manifest_models
 
     out: dict[str, ModelChoice] = {}
     for m in manifest_models(manifest_path):
