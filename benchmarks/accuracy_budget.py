@@ -19,19 +19,19 @@ ONNX Runtime without it):
 * ``thinned-fade-*``: the same channels faded out over the first ``--fade-epochs``
   (default: half the epochs, and before QAT starts), then removed;
 * ``thinned-head-fade-*``: as many multiply-adds removed, but more from the head than
-  from the backbone (``thinning.HEAD_HEAVY``).
+  from the backbone (``thinning_presets.HEAD_HEAVY``).
 * ``thinned-split-fade-*``: about the halved model's speed, with the stride-4 C3 kept
   whole and the low-resolution backbone C3s thinned to a quarter
-  (``thinning.BACKBONE_SPLIT``).
+  (``thinning_presets.BACKBONE_SPLIT``).
 * ``thinned-strided-*``: faster than the halved model, the bottlenecks kept whole: the
   C3 branches and the backbone's strided convolutions (blocks 3, 5, 7) halved
-  (``thinning.STRIDED_C3``); ``thinned-strided-head-*`` the same convolutions halved on
-  top of ``HEAD_HEAVY`` (``thinning.STRIDED_HEAD_HEAVY``); ``thinned-strided-all-*``
+  (``thinning_presets.STRIDED_C3``); ``thinned-strided-head-*`` the same convolutions halved on
+  top of ``HEAD_HEAVY`` (``thinning_presets.STRIDED_HEAD_HEAVY``); ``thinned-strided-all-*``
   the strided convolutions, C3 branches and bottlenecks all halved
-  (``thinning.STRIDED_C3_BOTTLENECKS``, notebook 05's YOLOv5s thinning).
+  (``thinning_presets.STRIDED_C3_BOTTLENECKS``, notebook 05's YOLOv5s thinning).
 * ``thinned-first-whole-*``: the halved model with the first C3 (block 2, stride 4)
   kept whole, which on AVX-512 VNNI buys no time thinned
-  (``thinning.HALVED_FIRST_C3_WHOLE``).
+  (``thinning_presets.HALVED_FIRST_C3_WHOLE``).
 
 ``--criterion`` chooses which channels the thinned variants lose
 (``yolotut.models.thinning.CRITERIA``; default: ``ThinningConfig``'s); give each
@@ -62,20 +62,24 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from yolotut.training.distill import DISTILLERS
 from yolotut.inference.engines import TorchEngine, create_engine, deepsparse_unavailable_reason
 from yolotut.inference.evaluate import evaluate
 from yolotut.inference.export import export_onnx
-from yolotut.models import thinning
-from yolotut.models.thinning import CRITERIA
-from yolotut.training.loop import TrainConfig, initial_model, load_trained_model, load_training_checkpoint, train
+from yolotut.models import thinning_presets
+from yolotut.models.checkpoint import load_trained_model, load_training_checkpoint
+from yolotut.models.thinning import CRITERIA, ThinningConfig
+from yolotut.reproduce.results import read_results_file, write_results
+from yolotut.training.config import TrainConfig
+from yolotut.training.distill import DISTILLERS
+from yolotut.training.loop import train
+from yolotut.training.start import initial_model
 
-HEAD_HEAVY = thinning.HEAD_HEAVY.to_dict()
-BACKBONE_SPLIT = thinning.BACKBONE_SPLIT.to_dict()
-STRIDED_C3 = thinning.STRIDED_C3.to_dict()
-STRIDED_HEAD_HEAVY = thinning.STRIDED_HEAD_HEAVY.to_dict()
-STRIDED_C3_BOTTLENECKS = thinning.STRIDED_C3_BOTTLENECKS.to_dict()
-HALVED_FIRST_C3_WHOLE = thinning.HALVED_FIRST_C3_WHOLE.to_dict()
+HEAD_HEAVY = thinning_presets.HEAD_HEAVY.to_dict()
+BACKBONE_SPLIT = thinning_presets.BACKBONE_SPLIT.to_dict()
+STRIDED_C3 = thinning_presets.STRIDED_C3.to_dict()
+STRIDED_HEAD_HEAVY = thinning_presets.STRIDED_HEAD_HEAVY.to_dict()
+STRIDED_C3_BOTTLENECKS = thinning_presets.STRIDED_C3_BOTTLENECKS.to_dict()
+HALVED_FIRST_C3_WHOLE = thinning_presets.HALVED_FIRST_C3_WHOLE.to_dict()
 
 VARIANTS = {
     "dense": {"recipe": "dense-finetune"},
@@ -93,14 +97,14 @@ VARIANTS = {
     # The same channels faded out during the first --fade-epochs, then removed (ChannelFade).
     "thinned-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True},
     "thinned-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True},
-    # As many multiply-adds removed, more from the head than from the backbone (thinning.HEAD_HEAVY).
+    # As many multiply-adds removed, more from the head than from the backbone (thinning_presets.HEAD_HEAVY).
     "thinned-head-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": HEAD_HEAVY, "fade": True},
     "thinned-head-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": HEAD_HEAVY, "fade": True},
-    # About the halved model's speed, block 2 kept whole, blocks 6 and 8 to a quarter (thinning.BACKBONE_SPLIT).
+    # About the halved model's speed, block 2 kept whole, blocks 6 and 8 to a quarter (thinning_presets.BACKBONE_SPLIT).
     "thinned-split-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": BACKBONE_SPLIT, "fade": True},
     "thinned-split-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": BACKBONE_SPLIT, "fade": True},
     # Faster than the halved model: the strided convs 3/5/7 halved with the C3 branches
-    # (bottlenecks whole), or with HEAD_HEAVY (thinning.STRIDED_C3 / STRIDED_HEAD_HEAVY).
+    # (bottlenecks whole), or with HEAD_HEAVY (thinning_presets.STRIDED_C3 / STRIDED_HEAD_HEAVY).
     "thinned-strided-fade-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": STRIDED_C3, "fade": True},
     "thinned-strided-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_C3, "fade": True},
     "thinned-strided-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_C3, "fade": True, "distill": 1.0},
@@ -108,7 +112,7 @@ VARIANTS = {
     "thinned-strided-head-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_HEAD_HEAVY, "fade": True},
     "thinned-strided-head-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_HEAD_HEAVY, "fade": True, "distill": 1.0},
     "thinned-strided-all-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": STRIDED_C3_BOTTLENECKS, "fade": True},
-    # The halved model with the first C3 (block 2) whole: no slower on AVX-512 VNNI (thinning.HALVED_FIRST_C3_WHOLE).
+    # The halved model with the first C3 (block 2) whole: no slower on AVX-512 VNNI (thinning_presets.HALVED_FIRST_C3_WHOLE).
     "thinned-first-whole-fade-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": HALVED_FIRST_C3_WHOLE, "fade": True},
     "thinned-first-whole-fade-distill-int8": {"recipe": "finetune-quantization", "activation": "hardswish", "thinning": HALVED_FIRST_C3_WHOLE, "fade": True, "distill": 1.0},
     "thinned-fade-distill-hardswish": {"recipe": "dense-finetune", "activation": "hardswish", "thinning": {"c3": 0.5, "bottleneck": 0.5}, "fade": True, "distill": 1.0},
@@ -122,7 +126,7 @@ def _check_same_run(saved: dict, config: TrainConfig) -> None:
     for settings in (wanted, saved):
         if settings.get("thinning"):
             # Spelled out with every field: a run saved before a field existed got its default.
-            settings["thinning"] = thinning.ThinningConfig.from_dict(settings["thinning"]).to_dict()
+            settings["thinning"] = ThinningConfig.from_dict(settings["thinning"]).to_dict()
     differ = sorted(key for key in wanted if key in saved and saved[key] != wanted[key])
     if differ:
         raise SystemExit(f"{config.out_dir} holds a run with other settings ({', '.join(differ)}); "
@@ -246,10 +250,10 @@ def main() -> None:
             f"{value / 60:.1f} min on {where}" for where, value in sorted(seconds_by_device.items()))
         print(f"{name:16s} mAP@0.5 {scores['map50']:.3f}  mAP@0.5:0.95 {scores['map50_95']:.3f}  "
               f"({scores['images']} images, {engine_name}); trained {trained}", flush=True)
-        summary_path = out / "accuracy_budget.json"
         # Several invocations may share --out: keep the variants measured earlier.
-        earlier = json.loads(summary_path.read_text())["results"] if summary_path.exists() else {}
-        summary_path.write_text(json.dumps({"epochs": args.epochs, "max_images": args.max_images, "results": {**earlier, **results}}, indent=1) + "\n")
+        summary_path = out / "accuracy_budget.json"
+        earlier = read_results_file(summary_path)["results"] if summary_path.exists() else {}
+        write_results(out, "accuracy_budget", {"epochs": args.epochs, "max_images": args.max_images, "results": {**earlier, **results}})
     print(json.dumps(results))
 
 

@@ -14,18 +14,14 @@ broke apart.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import yolotut.compat  # noqa: E402,F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
-from sparsity_search import realtime  # noqa: E402
+import yolotut.compat  # noqa: F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
+from yolotut.inference.quiet import realtime
 
 
 def _module(tensor_name: str) -> str:

@@ -42,12 +42,10 @@ import csv
 import datetime as dt
 import hashlib
 import json
-import os
 import shlex
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,14 +54,23 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from a checkout
-    sys.path.insert(0, str(ROOT))
+import yolotut.compat  # noqa: F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
+from yolotut.inference.quiet import QuietPolicy, measure_quietly
+from yolotut.inference.sparsify import BLOCK, RECIPE_DENSE, UNSTRUCTURED, SparsityConfig
+from yolotut.models.thinning import ThinningConfig
+from yolotut.models.thinning_presets import (
+    BACKBONE_SPLIT,
+    FIRST_C3_WHOLE,
+    HALVED_FIRST_C3_WHOLE,
+    HEAD_HEAVY,
+    STRIDED_C3,
+    STRIDED_C3_BOTTLENECKS,
+    STRIDED_HALVED,
+    STRIDED_HEAD_HEAVY,
+)
+from yolotut.reproduce.results import write_results
 
-import yolotut.compat  # noqa: E402,F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
-from yolotut.inference.benchmark import CpuContention, benchmark_engine  # noqa: E402
-from yolotut.models.thinning import BACKBONE_SPLIT, FIRST_C3_WHOLE, HALVED_FIRST_C3_WHOLE, HEAD_HEAVY, STRIDED_C3, STRIDED_C3_BOTTLENECKS, STRIDED_HALVED, STRIDED_HEAD_HEAVY, ThinningConfig  # noqa: E402
-from yolotut.inference.sparsify import BLOCK, RECIPE_DENSE, UNSTRUCTURED, SparsityConfig  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks"
 CACHE_SCHEMA = 2  # bump when the export recipe below changes: invalidates cached models
@@ -362,17 +369,17 @@ def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) 
         return path, _derive_model(spec, point, path, model_dir, seed, start)
 
     from yolotut.inference.export import export_onnx, measure_onnx_sparsity
+    from yolotut.inference.sparsify import apply_sparsity, conv_weight_sparsity
     from yolotut.models import build_model
     from yolotut.models.thinning import conv_weight_count, thin
-    from yolotut.inference.sparsify import apply_sparsity, weighted_sparsity
-    from yolotut.training.loop import calibrate_oneshot
+    from yolotut.training.oneshot import calibrate_oneshot
 
     torch.manual_seed(seed)
     model = build_model(spec.size, num_classes=spec.num_classes, activation=spec.activation)
     dense_conv_weights = conv_weight_count(model)
     thinned = thin(model, point.thinning) if point.thinning is not None else {}
     per_layer = apply_sparsity(model, point.config)
-    torch_sparsity = weighted_sparsity(model)  # before calibration renames the parameters
+    torch_sparsity = conv_weight_sparsity(model)  # before calibration renames the parameters
     if point.quantized:
         calibrate_oneshot(model, _calibration_loader(spec.imgsz, CALIBRATION_BATCHES, seed), num_batches=CALIBRATION_BATCHES, progress=False)
     export_onnx(model, path, imgsz=spec.imgsz, uint8_input=point.quantized)
@@ -428,86 +435,6 @@ def _derive_model(spec: ModelSpec, point: Point, path: Path, model_dir: Path, se
 
 
 # --- measuring -------------------------------------------------------------------------
-
-# DeepSparse's worker threads meet at a barrier after every layer: when another process
-# takes one of the two cores, the whole engine waits for the descheduled thread and a
-# 2 ms model takes 7-250 ms. So every measurement is checked for CPU time used by
-# other processes during it (`yolotut.inference.benchmark.CpuContention`: system-wide busy time
-# minus this process's own; in a VM also the time the hypervisor stole), and repeated when the
-# machine was not quiet.
-def _contention_during(seconds: float) -> float:
-    """Cores' worth of CPU that other processes and the hypervisor took over the next ``seconds``."""
-    meter = CpuContention()
-    meter.start()
-    time.sleep(seconds)
-    return meter.stop() + (meter.steal_cores or 0.0)
-
-
-def wait_for_quiet(threshold: float, max_wait: float, probe: float = 0.5) -> float:
-    """Block until other processes use at most ``threshold`` cores (or ``max_wait`` s pass)."""
-    deadline = time.monotonic() + max_wait
-    while True:
-        load = _contention_during(probe)
-        if load <= threshold or time.monotonic() >= deadline:
-            return load
-        time.sleep(1.0)
-
-
-@contextmanager
-def realtime(enabled: bool = True, priority: int = 10) -> Iterator[bool]:
-    """Run every thread of this process under SCHED_FIFO while the block runs.
-
-    What makes 2-core numbers usable on a shared machine: a woken DeepSparse worker
-    gets its core back at once instead of after another process's time slice. Only
-    the timed runs are real-time (not compilation), so other processes lose the CPU
-    for seconds, not minutes; the kernel's RT throttling keeps 5 % for them anyway.
-    Measured here with another process busy: median 10-240 ms per run at normal
-    priority, 10-40 ms at nice -20, 2.2-2.9 ms under SCHED_FIFO (1.95 ms idle).
-    Yields False (and changes nothing) without the privilege.
-    """
-    changed: list[int] = []
-    if enabled and hasattr(os, "sched_setscheduler"):
-        for tid in (int(t) for t in os.listdir("/proc/self/task")):
-            try:
-                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
-                changed.append(tid)
-            except (PermissionError, ProcessLookupError):
-                continue
-    try:
-        yield bool(changed)
-    finally:
-        for tid in changed:
-            try:
-                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-            except ProcessLookupError:
-                continue
-
-
-@dataclass(frozen=True)
-class QuietPolicy:
-    threshold: float = 0.25  # cores used by other processes that still count as quiet
-    max_wait: float = 2.0  # seconds to wait for quiet before measuring anyway
-    max_tries: int = 3  # measurements of one model per round when the machine was busy
-
-
-
-def measure_quietly(engine: Any, quiet: QuietPolicy, use_realtime: bool = True, **benchmark_args: Any) -> tuple[Any, float, int, bool]:
-    """One benchmark of ``engine``, measured again while the machine was not quiet.
-
-    Returns (the kept ``BenchmarkResult``, the cores' worth of CPU that other processes
-    -- or, in a VM, the hypervisor -- took during it, tries used, whether it ran real-time).
-    """
-    for attempt in range(1, quiet.max_tries + 1):
-        wait_for_quiet(quiet.threshold, quiet.max_wait)
-        with realtime(use_realtime) as rt:
-            meter = CpuContention()
-            meter.start()
-            result = benchmark_engine(engine, progress=False, **benchmark_args)
-            load = meter.stop() + (meter.steal_cores or 0.0)
-        if load <= quiet.threshold:
-            break
-    return result, load, attempt, rt
-
 
 @dataclass
 class Entry:
@@ -643,7 +570,7 @@ def write_outputs(out_dir: Path, entries: Sequence[Entry], meta: dict[str, Any])
         {**row, "items_per_sec": e.items_per_sec, "latency_ms_median_per_round": e.latency_ms_median, "speedup_per_round": e.speedup, "other_cpu_per_round": e.foreign_load, "tries_per_round": e.tries, "recipe_args": e.info.get("recipe_args")}
         for row, e in zip(rows, entries)
     ]
-    paths["json"].write_text(json.dumps({"meta": meta, "results": detail}, indent=1) + "\n")
+    write_results(out_dir, "sparsity_search", {"meta": meta, "results": detail})
     with paths["csv"].open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -31,10 +31,11 @@ from pathlib import Path
 
 import torch
 
+from yolotut.models import thinning
+from yolotut.training.config import TrainConfig
 from yolotut.training.data import create_dataloader, load_dataset_config
 from yolotut.training.distill import detect_features
-from yolotut.models import thinning
-from yolotut.training.loop import TrainConfig, initial_model
+from yolotut.training.start import initial_model
 
 CRITERIA = thinning.CRITERIA
 

@@ -49,7 +49,7 @@ class TinyConvNet(nn.Module):
 def _train(model: nn.Module, recipe: str, epochs: int, steps: int = 8) -> nn.Module:
     from sparseml.pytorch.optim import ScheduledModifierManager
 
-    from yolotut.training.loop import quiet_loggers
+    from yolotut.recipes import quiet_loggers
 
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     manager = ScheduledModifierManager.from_yaml(recipe)

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import pandas as pd
+
 from yolotut.reproduce.report import markdown_table, sparsity_search_figure, sparsity_search_rows, sparsity_search_table
+
+def _search_run(folder: Path, csv_text: str) -> None:
+    """A sparsity_search.json results file with these rows (written as the search writes it)."""
+    from yolotut.reproduce.results import write_results
+
+    rows = pd.read_csv(io.StringIO(csv_text)).to_dict("records")
+    write_results(folder, "sparsity_search", {"meta": {}, "results": rows})
+
 
 HEADER = "model,config,family,engine,precision,mask_type,conv_sparsity,items_per_sec_median,speedup_median,speedup_min,speedup_max,repeats,deepsparse_supported_ops\n"
 
@@ -13,14 +24,16 @@ def test_only_fully_compiled_deepsparse_int8_rows_count_and_most_repeats_win(tmp
     run_a, run_b = tmp_path / "a", tmp_path / "b"
     run_a.mkdir()
     run_b.mkdir()
-    (run_a / "sparsity_search.csv").write_text(
+    _search_run(
+        run_a,
         HEADER
         + "yolov5s,dense INT8,dense,deepsparse,int8,,0.004,120,1.0,1.0,1.0,5,1.0\n"
         + "yolov5s,\"uniform 90% [1,4]\",uniform,deepsparse,int8,\"[1,4]\",0.9,100,0.83,0.8,0.9,5,1.0\n"
         + "yolov5s,fallback graph,uniform,deepsparse,int8,\"[1,4]\",0.9,30,3.1,2.7,3.5,5,0.0\n"
         + "yolov5s,dense INT8,reference,onnxruntime,int8,,0.004,40,0.33,0.3,0.4,5,\n"
     )
-    (run_b / "sparsity_search.csv").write_text(
+    _search_run(
+        run_b,
         HEADER + "yolov5s,\"uniform 90% [1,4]\",uniform,deepsparse,int8,\"[1,4]\",0.9,110,0.92,0.9,0.95,15,1.0\n"
     )
     rows = sparsity_search_rows(tmp_path)
@@ -32,7 +45,8 @@ def test_only_fully_compiled_deepsparse_int8_rows_count_and_most_repeats_win(tmp
 
 
 def test_thinned_rows_are_placed_by_the_weights_they_removed(tmp_path: Path) -> None:
-    (tmp_path / "sparsity_search.csv").write_text(
+    _search_run(
+        tmp_path,
         HEADER.replace("\n", ",weights_removed\n")
         + "yolov5s,dense INT8,dense,deepsparse,int8,,0.004,120,1.0,1.0,1.0,5,1.0,0.004\n"
         + "yolov5s,thin C3 branches to 50%,channels thinned,deepsparse,int8,,0.004,160,1.35,1.2,1.5,5,1.0,0.278\n"

@@ -16,13 +16,13 @@ from yolotut.inference.sparsify import (
     SparsityConfig,
     apply_sparsity,
     apply_sparsity_onnx,
+    conv_weight_sparsity,
     conv_weights,
     exported_layer_sparsity,
     layer_targets,
     magnitude_mask,
     onnx_param_name,
     recipe_groups,
-    weighted_sparsity,
 )
 from yolotut.models import build_model
 
@@ -63,10 +63,10 @@ def test_each_layer_hits_its_target(nano: torch.nn.Module, config: SparsityConfi
     for name, target in targets.items():
         assert achieved[name] == pytest.approx(target, abs=0.01), name
     # The model really changed (the returned figures are measured, not echoed).
-    assert weighted_sparsity(nano) == pytest.approx(
+    assert conv_weight_sparsity(nano) == pytest.approx(
         sum(achieved[n] * w.numel() for n, w in conv_weights(nano).items()) / sum(w.numel() for w in conv_weights(nano).values())
     )
-    assert weighted_sparsity(nano) > 0.4
+    assert conv_weight_sparsity(nano) > 0.4
 
 
 def test_recipe_targets_follow_the_groups(nano: torch.nn.Module) -> None:
@@ -257,7 +257,7 @@ def test_sparsity_onnx_refuses_graphs_it_cannot_map(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_exported_int8_onnx_carries_the_sparsity(tmp_path: Path, nano: torch.nn.Module) -> None:
     from yolotut.inference.export import export_onnx
-    from yolotut.training.loop import calibrate_oneshot
+    from yolotut.training.oneshot import calibrate_oneshot
 
     config = SparsityConfig.recipe(1.25, BLOCK)
     configured = apply_sparsity(nano, config)

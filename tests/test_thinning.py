@@ -10,11 +10,6 @@ from torch import nn
 from yolotut.models import build_model, load_checkpoint, save_checkpoint
 from yolotut.models.common import C3
 from yolotut.models.thinning import (
-    BACKBONE_SPLIT,
-    HEAD_HEAVY,
-    STRIDED_C3,
-    STRIDED_C3_BOTTLENECKS,
-    STRIDED_HEAD_HEAVY,
     ChannelFade,
     ThinningConfig,
     apply_plan,
@@ -26,6 +21,7 @@ from yolotut.models.thinning import (
     thin,
     thin_to_widths,
 )
+from yolotut.models.thinning_presets import BACKBONE_SPLIT, HEAD_HEAVY, STRIDED_C3, STRIDED_C3_BOTTLENECKS, STRIDED_HEAD_HEAVY
 from yolotut.models.yolo import model_from_config
 from yolotut.training.distill import detect_features
 

@@ -11,22 +11,14 @@ import pytest
 import torch
 
 from yolotut.inference.export import export_onnx, is_quantized
+from yolotut.inference.sparsify import conv_weight_sparsity
+from yolotut.models.checkpoint import load_trained_model, load_training_checkpoint
+from yolotut.recipes import available_recipes, load_manager, recipe_path
 from yolotut.training import loop as train_module
-from yolotut.training.loop import (
-    ModelEMA,
-    TrainConfig,
-    available_recipes,
-    build_optimizer,
-    conv_weight_sparsity,
-    distillation_teacher,
-    initial_model,
-    load_manager,
-    load_trained_model,
-    load_training_checkpoint,
-    recipe_path,
-    regroup_parameters,
-    train,
-)
+from yolotut.training.config import TrainConfig
+from yolotut.training.loop import train
+from yolotut.training.optim import ModelEMA, _parameter_groups, build_optimizer, regroup_parameters
+from yolotut.training.start import distillation_teacher, initial_model
 
 # The recipe's layer groups and their default targets (yolotut/recipes/README.md).
 GROUP_TARGETS = {
@@ -248,7 +240,7 @@ def test_explicit_cuda_without_gpu_is_a_clear_error() -> None:
 
 def test_sparseml_writes_no_log_folder_into_the_working_directory(tmp_path: Path, monkeypatch) -> None:
     from yolotut.models import build_model
-    from yolotut.training.loop import calibrate_oneshot
+    from yolotut.training.oneshot import calibrate_oneshot
 
     monkeypatch.chdir(tmp_path)
     model = build_model("n", num_classes=1)
@@ -304,7 +296,7 @@ def test_regroup_parameters_follows_thinned_layers() -> None:
     regroup_parameters(optimizer, model)
     grouped = [p for group in optimizer.param_groups for p in group["params"]]
     assert sorted(map(id, grouped)) == sorted(id(p) for p in model.parameters())
-    assert [len(g["params"]) for g in optimizer.param_groups] == [len(g) for g in train_module._parameter_groups(model)]
+    assert [len(g["params"]) for g in optimizer.param_groups] == [len(g) for g in _parameter_groups(model)]
     # State survives for the untouched parameters only; the replaced layers start fresh.
     assert optimizer.state and all(id(p) in old for p in optimizer.state)
     assert len(optimizer.state) < len(grouped)

@@ -340,7 +340,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from yolotut.training.loop import TrainConfig, train
+    from yolotut.training.config import TrainConfig
+    from yolotut.training.loop import train
 
     thinning = {
         kind: keep
@@ -403,7 +404,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from yolotut.inference.export import export_onnx, is_quantized
-    from yolotut.training.loop import load_model
+    from yolotut.models.checkpoint import load_model
 
     model = load_model(args.checkpoint)
     uint8_input = False if args.float_input else is_quantized(model)
@@ -438,7 +439,8 @@ def _cmd_sparsity(args: argparse.Namespace) -> int:
         data = report.to_dict(layers=args.layers)
         layers = [(layer.name, layer.shape, layer.sparsity) for layer in report.layers]
     else:
-        from yolotut.training.loop import conv_weight_sparsity, load_model
+        from yolotut.inference.sparsify import conv_weight_sparsity
+        from yolotut.models.checkpoint import load_model
 
         model = load_model(args.model)
         layers = [

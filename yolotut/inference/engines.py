@@ -366,7 +366,7 @@ class TorchEngine(Engine):
             model, path = model_or_path, None
         else:
             # Also a training checkpoint (final.pt), so a QAT model runs fake-quantized.
-            from yolotut.training.loop import load_model
+            from yolotut.models.checkpoint import load_model
 
             path = str(model_or_path)
             model = load_model(path)

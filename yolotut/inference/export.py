@@ -405,3 +405,25 @@ def _block4_sparsity(is_zero: np.ndarray) -> float:
         return 0.0
     blocks = is_zero.transpose(0, 2, 3, 1).reshape(-1, in_channels // 4, 4)
     return float(blocks.all(axis=-1).mean())
+
+
+def decoded_output_only(model: str | Path, dest: str | Path) -> Path:
+    """A copy of ``model`` whose only graph output is ``out_0`` (the raw head tensors stay
+    in the graph as the intermediates they are; nothing else changes).
+
+    The blog author's models return the decoded boxes and the three raw head tensors;
+    ours only the decoded ones. Timing the trimmed copy shows what the extra outputs cost.
+    """
+    import onnx
+
+    dest = Path(dest)
+    graph = onnx.load(str(model))
+    kept = [output for output in graph.graph.output if output.name == "out_0"]
+    if not kept:
+        raise ValueError(f"{model} has no output 'out_0' (outputs: {[o.name for o in graph.graph.output]})")
+    del graph.graph.output[:]
+    graph.graph.output.extend(kept)
+    onnx.checker.check_model(graph)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(graph, str(dest))
+    return dest

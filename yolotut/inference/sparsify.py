@@ -282,8 +282,8 @@ def apply_sparsity(model: nn.Module, config: SparsityConfig) -> dict[str, float]
     return achieved
 
 
-def weighted_sparsity(model: nn.Module) -> float:
-    """Fraction of zeros over all convolution weights (layers weighted by size)."""
+def conv_weight_sparsity(model: nn.Module) -> float:
+    """Fraction of zeros over all convolution weights, layers weighted by size (the figure the recipes target)."""
     weights = conv_weights(model).values()
     total = sum(w.numel() for w in weights)
     return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0

@@ -39,6 +39,7 @@ from __future__ import annotations
 import _compat_pickle  # stdlib: the Python 2 <-> 3 global names pickle itself uses
 import functools
 import io
+import math
 import os
 import pickle
 import pickletools
@@ -373,16 +374,80 @@ def save_checkpoint(model: DetectionModel, path: str | os.PathLike, **extra: Any
         "state_dict": OrderedDict((k, v.detach().cpu()) for k, v in model.state_dict().items()),
         **extra,
     }
+    return save_atomically(ckpt, path)
+
+
+def save_atomically(payload: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` next to the target, then rename: an interrupted save never leaves a
+    truncated file under the final name (what resume-from-``last.pt`` relies on)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Write next to the target then rename: an interrupted save never leaves a
-    # truncated file under the final name (matters for resume-from-last).
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(ckpt, fh)
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+# --- training checkpoints (``last.pt`` / ``final.pt`` of a run) ------------------------------
+
+TRAINING_FORMAT = "yolotut-train/1"
+
+
+def save_training_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write a training run's state atomically: a crash mid-write never leaves a truncated ``last.pt``."""
+    return save_atomically(payload, path)
+
+
+def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A run's saved state (model, optimizer, EMA, epoch, recipe...); ValueError when it is none."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        # torch raises these for corrupt files and for pickles that are not plain
+        # tensors and containers (an Ultralytics checkpoint, say)
+        raise ValueError(f"{path}: not a readable yolotut training checkpoint ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != TRAINING_FORMAT:
+        raise ValueError(f"{path}: not a yolotut training checkpoint (expected format {TRAINING_FORMAT})")
+    return payload
+
+
+def model_from_training_payload(payload: Mapping[str, Any]) -> DetectionModel:
+    """The model a training checkpoint holds, SparseML structure (QAT modules) included, in eval mode.
+
+    A checkpoint saved after quantization-aware training started holds fake-quant
+    scales and observers: the recipe's structure is re-applied before loading them.
+    """
+    from yolotut.recipes import manager_from_yaml, quiet_loggers
+
+    model = model_from_config(payload["model_config"])
+    if payload["quantized"]:
+        manager = manager_from_yaml(payload["recipe_text"], payload["recipe_variables"])
+        manager.apply_structure(model, epoch=math.inf, loggers=quiet_loggers())
+    model.load_state_dict(payload["model"])
+    return model.eval()
+
+
+def load_trained_model(path: str | os.PathLike) -> DetectionModel:
+    """Rebuild a trained model from a run's ``final.pt`` / ``last.pt``, in eval mode."""
+    return model_from_training_payload(load_training_checkpoint(path))
+
+
+def load_model(path: str | os.PathLike) -> DetectionModel:
+    """Any checkpoint this project reads, in eval mode: a training checkpoint
+    (``final.pt`` / ``last.pt``, QAT structure included) or a model checkpoint (ours or
+    Ultralytics')."""
+    try:
+        return load_trained_model(path)
+    except ValueError:
+        # Not a training checkpoint: the model loader reads it, or says why it cannot.
+        return load_checkpoint(path)

@@ -45,6 +45,8 @@ DeepSparse than a 16-channel one.
 
 The thinned widths live in :attr:`DetectionModel.thinned` and in its ``config``, so a
 checkpoint of a thinned model rebuilds with :func:`~yolotut.models.model_from_config`.
+The thinnings the tutorial and its studies use are named in
+:mod:`yolotut.models.thinning_presets`.
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ from tqdm.auto import tqdm
 from yolotut.models.common import C3, SPPF, Conv
 
 __all__ = [
-    "BACKBONE_SPLIT", "CRITERIA", "FIRST_C3_WHOLE", "HALVED_FIRST_C3_WHOLE", "HEAD_HEAVY", "KINDS", "STRIDED_C3", "STRIDED_C3_BOTTLENECKS", "STRIDED_HALVED", "STRIDED_HEAD_HEAVY", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups", "conv_weight_count",
-    "feature_errors", "plan", "removal_damage", "thin", "thin_to_widths",
+    "CRITERIA", "KINDS", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups",
+    "conv_weight_count", "feature_errors", "plan", "removal_damage", "thin", "thin_to_widths",
 ]
 
 KINDS = ("bottleneck", "c3", "sppf", "conv")
@@ -144,42 +146,6 @@ class ThinningConfig:
 def _check_keep(name: str, keep: float) -> None:
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"{name} is the fraction of channels to keep: expected 0 < keep <= 1, got {keep}")
-
-
-# About the multiply-adds that thinning every C3 branch and bottleneck to half removes
-# (37 % of YOLOv5n's), taken more from the head (YOLOv5 v6 blocks 13, 17, 20, 23),
-# whose channels measured less damaging to lose (benchmarks/thinning_damage.py).
-HEAD_HEAVY = ThinningConfig(c3=0.75, bottleneck=0.5, module_keep={m: {"c3": 0.25, "bottleneck": 0.25} for m in (13, 17, 20, 23)})
-
-# Halving saves the most time at stride 4 (block 2), where a group also does the most
-# damage; in the backbone, blocks 6 and 8 do the least per group. So: keep block 2 whole,
-# thin blocks 6 and 8 to a quarter, halve the rest. Measured as fast as halving everything
-# and less accurate (benchmarks/README.md); kept to reproduce that.
-# (AVX2 figures; on AVX-512 VNNI, halving block 2 saved nothing: HALVED_FIRST_C3_WHOLE.)
-FIRST_C3_WHOLE: Mapping[int, Mapping[str, float]] = {2: {"c3": 1.0, "bottleneck": 1.0}}
-BACKBONE_SPLIT = ThinningConfig(c3=0.5, bottleneck=0.5, module_keep={**FIRST_C3_WHOLE,
-                                                                    **{m: {"c3": 0.25, "bottleneck": 0.25} for m in (6, 8)}})
-
-
-# The backbone's strided convolutions after the stem (YOLOv5 v6 blocks 3, 5, 7), halved
-# (kind "conv"): about 14 % of YOLOv5n's conv weights, 1.09x in DeepSparse INT8. The
-# stem itself (blocks 0, 1) measured no faster thinned (benchmarks/README.md).
-STRIDED_HALVED: Mapping[int, Mapping[str, float]] = {m: {"conv": 0.5} for m in (3, 5, 7)}
-# Faster than halving every C3 branch and bottleneck (1.28x against 1.25x dense INT8 on
-# the AVX-512 VNNI machine), with the bottlenecks' hidden channels kept whole.
-STRIDED_C3 = ThinningConfig(c3=0.5, module_keep=STRIDED_HALVED)
-# Every C3 branch and bottleneck halved, and the strided convolutions: notebook 05's
-# YOLOv5s. 1.72x dense INT8 for YOLOv5s where the C3 blocks alone gave 1.44x, in the
-# same rounds (the performance goal is 1.5x; benchmarks/README.md).
-STRIDED_C3_BOTTLENECKS = ThinningConfig(c3=0.5, bottleneck=0.5, module_keep=STRIDED_HALVED)
-# HEAD_HEAVY (the most accurate thinning at 8 epochs, too slow for goal 2 alone) with the
-# strided convolutions halved: 1.27x dense INT8.
-STRIDED_HEAD_HEAVY = ThinningConfig(c3=0.75, bottleneck=0.5, module_keep={**HEAD_HEAVY.module_keep, **STRIDED_HALVED})
-# Every C3 branch and bottleneck halved except in the first C3 (block 2, stride 4): the
-# block whose thinning moves the features most on average, and on AVX-512 VNNI buys no time (its
-# 16 -> 8 channels ran no faster in DeepSparse; 1.27x / 1.31x the blog author's model
-# against 1.23x / 1.28x for halving it too, in the same rounds).
-HALVED_FIRST_C3_WHOLE = ThinningConfig(c3=0.5, bottleneck=0.5, module_keep=FIRST_C3_WHOLE)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 from yolotut.inference.engines import ENGINES, canonical_engine_name
 from yolotut.reproduce import claims as claims_mod
 from yolotut.reproduce.claims import Measurement, Verdict
+from yolotut.reproduce.results import find_results
 
 # --- picking what to chart ------------------------------------------------------------
 #
@@ -118,17 +119,17 @@ def _figures(verdicts: Sequence[Verdict], records: Sequence[Mapping[str, Any]]) 
 
 
 def sparsity_search_rows(benchmarks_dir: str | Path) -> list[dict[str, Any]]:
-    """DeepSparse INT8 rows of every ``sparsity_search.csv`` below ``benchmarks_dir``.
+    """DeepSparse INT8 rows of every ``sparsity_search.json`` below ``benchmarks_dir``.
 
     Only rows whose graph DeepSparse compiled fully count; a configuration measured in
     several runs keeps the run with the most repeats.
     """
     import pandas as pd
 
-    files = sorted(Path(benchmarks_dir).rglob("sparsity_search.csv"))
-    if not files:
+    runs = find_results(benchmarks_dir, "sparsity_search")
+    if not runs:
         return []
-    frame = pd.concat([pd.read_csv(f).assign(source=str(f)) for f in files], ignore_index=True)
+    frame = pd.concat([pd.DataFrame(data["results"]).assign(source=str(path)) for path, data in runs], ignore_index=True)
     frame = frame[(frame["engine"] == "deepsparse") & (frame["precision"] == "int8")]
     if "deepsparse_supported_ops" in frame:
         # A graph DeepSparse did not compile fully ran in its ONNX Runtime fallback.
@@ -180,43 +181,34 @@ def sparsity_search_figure(rows: Sequence[Mapping[str, Any]]):
     ).add_hline(y=1.0, line_dash="dot")
 
 
-# --- the performance goals and the accuracy budget (benchmarks/issue6_goals.py, accuracy_budget.py) ---
+# --- the tutorial's speed-ups and the accuracy budget (benchmarks/tutorial_speedups.py, accuracy_budget.py) ---
 
 
-def _benchmark_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}): re-run the benchmark that wrote it, or delete the file") from exc
-
-
-def goal_rows(benchmarks_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per goal ratio and per end-to-end video figure of every ``issue6_goals*.json`` below ``benchmarks_dir``."""
+def speedup_rows(benchmarks_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per speed-up and per end-to-end video figure of every ``tutorial_speedups.json`` below ``benchmarks_dir``."""
     rows: list[dict[str, Any]] = []
-    for path in sorted(Path(benchmarks_dir).rglob("issue6_goals*.json")):
-        data, source = _benchmark_json(path), str(path.relative_to(benchmarks_dir))
-        # Files from before the quiet policy did not check for other processes' CPU.
-        quiet = (f"{data['disturbed_measurements']} of {data['measurements']} disturbed"
-                 if "disturbed_measurements" in data and "measurements" in data else "not checked")
+    for path, data in find_results(benchmarks_dir, "tutorial_speedups"):
+        source = str(path.relative_to(benchmarks_dir))
+        quiet = f"{data['disturbed_measurements']} of {data['measurements']} disturbed"
         for name, ratio in data.get("ratios", {}).items():
             rows.append({
-                "goal": name,
+                "name": name,
                 "measured": f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})",
-                "target": f">= {ratio['goal']}x",
-                "met": ratio["median"] >= ratio["goal"],
+                "target": f">= {ratio['target']}x",
+                "met": ratio["median"] >= ratio["target"],
                 "rounds": data.get("rounds"),
                 "quiet": quiet,
                 "source": source,
             })
-        fps_goal = data.get("goal3_fps_goal", 180)
+        fps_target = data["video_fps_target"]
         for label, video in data.get("video", {}).items():
             runs = video.get("fps_all", [])
             spread = f" ({min(runs):.1f}-{max(runs):.1f})" if runs else ""
             rows.append({
-                "goal": f"goal3 end-to-end video FPS: {label}",
+                "name": f"end-to-end video FPS: {label}",
                 "measured": f"{video['fps_median']:.1f} FPS{spread}",
-                "target": f">= {fps_goal} FPS",
-                "met": video["fps_median"] >= fps_goal,
+                "target": f">= {fps_target} FPS",
+                "met": video["fps_median"] >= fps_target,
                 "rounds": len(runs) or None,
                 "quiet": "not checked",  # the video loop is not quiet-checked
                 "source": source,
@@ -224,18 +216,17 @@ def goal_rows(benchmarks_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def goal_table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+def speedup_table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     return _table(
-        ["goal", "measured (median, min-max)", "target", "met", "rounds", "machine quiet", "file"],
-        ([r["goal"], r["measured"], r["target"], "yes" if r["met"] else "no", r["rounds"], r["quiet"], r["source"]] for r in rows),
+        ["speed-up", "measured (median, min-max)", "target", "met", "rounds", "machine quiet", "file"],
+        ([r["name"], r["measured"], r["target"], "yes" if r["met"] else "no", r["rounds"], r["quiet"], r["source"]] for r in rows),
     )
 
 
 def accuracy_budget_rows(benchmarks_dir: str | Path) -> list[dict[str, Any]]:
     """Every variant of every ``accuracy_budget.json`` below ``benchmarks_dir``, by training budget."""
     rows: list[dict[str, Any]] = []
-    for path in sorted(Path(benchmarks_dir).rglob("accuracy_budget.json")):
-        data = _benchmark_json(path)
+    for path, data in find_results(benchmarks_dir, "accuracy_budget"):
         for variant, result in data.get("results", {}).items():
             rows.append({"variant": variant, "epochs": result.get("epochs", data.get("epochs")), **result, "source": str(path.relative_to(benchmarks_dir))})
     return sorted(rows, key=lambda r: (r["epochs"] or 0, r["variant"]))
@@ -376,9 +367,9 @@ def build_report(
         # Produced by benchmarks/sparsity_search.py (not by the notebooks): shown when present.
         sections.append(("Sparsity vs speed (benchmarks/sparsity_search.py)", sparsity_search_table(search)))
         figures["Sparsity vs speed"] = sparsity_search_figure(search)
-    goals = goal_rows(benchmarks_dir)
-    if goals:
-        sections.append(("Performance goals (benchmarks/issue6_goals.py)", goal_table(goals)))
+    speedups = speedup_rows(benchmarks_dir)
+    if speedups:
+        sections.append(("The tutorial's speed-ups (benchmarks/tutorial_speedups.py)", speedup_table(speedups)))
     budget = accuracy_budget_rows(benchmarks_dir)
     if budget:
         sections.append(("Accuracy at equal training budget (benchmarks/accuracy_budget.py)", accuracy_budget_table(budget)))

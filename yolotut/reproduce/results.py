@@ -171,10 +171,26 @@ def onnx_file_record(path: str | Path, *, arch: str, variant: str, precision: st
     }
 
 
+def read_results_file(path: str | Path) -> dict[str, Any]:
+    """One results file (a notebook's or a benchmark script's); a clear error when it is not one."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}): re-run what wrote it, or delete the file") from exc
+    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
+        raise ValueError(f"{path} is not a yolotut results file (expected format {RESULTS_FORMAT}): re-run what wrote it")
+    return data
+
+
+def find_results(folder: str | Path, name: str) -> list[tuple[Path, dict[str, Any]]]:
+    """Every results file called ``name`` below ``folder`` (a benchmark script's runs), in path order."""
+    return [(path, read_results_file(path)) for path in sorted(Path(folder).rglob(f"{name}.json"))]
+
+
 def read_results(results_dir: str | Path, name: str, produced_by: str | None = None) -> dict[str, Any]:
     """A results file written by :func:`write_results` (an earlier notebook's measurements)."""
-    path = require(Path(results_dir) / f"{name}.json", produced_by or name)
-    return json.loads(path.read_text())
+    return read_results_file(require(Path(results_dir) / f"{name}.json", produced_by or name))
 
 
 def find_record(records: Iterable[Mapping[str, Any]], **match: Any) -> dict[str, Any] | None:
