@@ -193,7 +193,7 @@ def test_report_was_built(quick_run) -> None:
     summary, out = quick_run
     md = (out / "report" / "report.md").read_text()
     assert "| Comparison | Claimed | Measured | Verdict |" in md
-    assert "## Notebooks" in md and "09_reproduction_report" in md
+    assert "## Notebooks" in md and "10_reproduction_report" in md
     verdicts = json.loads((out / "report" / "verdicts.json").read_text())
     counts = verdicts["counts"]
     # The quick run measures enough to judge several claims. A speed timed while other
@@ -206,7 +206,7 @@ def test_report_was_built(quick_run) -> None:
     html = (out / "report" / "report.html").read_text()
     assert "Plotly.newPlot" in html
     assert summary.report["markdown"] == str(out / "report" / "report.md")
-    # the notebook 09 copy shows the verdict table too
-    nb = nbformat.read(out / "notebooks" / "09_reproduction_report.ipynb", as_version=4)
+    # the notebook 10 copy shows the verdict table too
+    nb = nbformat.read(out / "notebooks" / "10_reproduction_report.ipynb", as_version=4)
     shown = "".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "| Comparison | Claimed | Measured | Verdict |" in shown

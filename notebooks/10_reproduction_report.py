@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -14,7 +15,7 @@
 # ---
 
 # %% [markdown]
-# # 09 · Reproduction report: the published claims vs what we measured
+# # 10 · Reproduction report: the published claims vs what we measured
 #
 # Every figure of the two write-ups is recorded, with its source, in
 # `data/published.yaml`. The checker (`yolotut.reproduce.claims`) pairs each comparison with our
