@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from yolotut.reproduce import claims, runner
+from yolotut.reproduce import claims, profiles, runner
 from yolotut.reproduce import results as store
 from yolotut.reproduce.report import build_report
 
@@ -92,20 +92,25 @@ def test_kernel_resolves_to_this_interpreter() -> None:
     assert spec.argv[0] in {"python", "python3"} or Path(spec.argv[0]).resolve() == Path(__import__("sys").executable).resolve()
 
 
-def test_settings_apply_overrides_and_reject_unknown() -> None:
-    cfg = runner.settings("quick", quick={"epochs": 1, "steps": 4}, full={"epochs": 50, "steps": None}, epochs=None, steps=2)
-    assert (cfg.profile, cfg.epochs, cfg.steps) == ("quick", 1, 2)
-    assert runner.settings("full", quick={"epochs": 1}, full={"epochs": 50}).epochs == 50
-    with pytest.raises(ValueError, match="no such setting"):
-        runner.settings("quick", quick={"epochs": 1}, full={"epochs": 2}, epoch=3)
+def test_profile_settings_apply_overrides_and_reject_unknown() -> None:
+    cfg = profiles.profile_settings("quick", epochs=None, steps=2)
+    assert (cfg.epochs, cfg.steps) == (profiles.SETTINGS["epochs"][0], 2)
+    assert profiles.profile_settings("full").epochs == profiles.SETTINGS["epochs"][1]
+    # A notebook's own departure from the table wins over the common row.
+    assert profiles.profile_settings("quick", "05_pruning_quantization").epochs == 2
+    with pytest.raises(ValueError, match="unknown settings"):
+        profiles.profile_settings("quick", epoch=3)
+    with pytest.raises(ValueError, match="profile must be one of"):
+        profiles.profile_settings("medium")
 
 
-def test_full_run_estimate() -> None:
-    est = runner.full_run_estimate(seconds=100.0, images_seen=50, epochs=10, train_images=360)
-    assert est["seconds_per_image"] == 2.0
-    assert est["estimated_hours"] == pytest.approx(2.0)
-    with pytest.raises(ValueError):
-        runner.full_run_estimate(1.0, 0, 1, 1)
+def test_profile_table_lists_every_setting_and_departure() -> None:
+    rows = profiles.profile_table()
+    names = [row["setting"] for row in rows]
+    assert set(profiles.SETTINGS) <= set(names)
+    assert "epochs (05_pruning_quantization)" in names
+    assert all(row["meaning"] for row in rows)
+
 
 
 # --- manifest ----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from typing import Literal
 
 import pooch
 import requests
-from tqdm.auto import tqdm
+from yolotut.progress import tqdm
 
 __all__ = [
     "Asset",

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psutil
-from tqdm.auto import tqdm
+from yolotut.progress import tqdm
 
 from yolotut import hardware
 from yolotut.inference.engines import Engine, EngineUnavailableError, create_engine

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from yolotut.progress import tqdm
 
 from yolotut.inference.engines import Engine
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
+from yolotut.progress import tqdm
 
 from yolotut.inference.benchmark import CpuContention, load_average, machine_busy
 from yolotut.inference.engines import Engine, available_cores

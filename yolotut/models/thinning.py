@@ -57,7 +57,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from yolotut.progress import tqdm
 
 from yolotut.models.common import C3, SPPF, Conv
 

@@ -15,15 +15,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+from yolotut.reproduce.profiles import PROFILES
 from yolotut.reproduce.results import record_notebook_time
-
-PROFILES = ("quick", "full")
 
 
 class NotebookFailedError(RuntimeError):
@@ -158,9 +156,15 @@ def run_notebook(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from yolotut.progress import FINAL_LINE, PROGRESS_ENV
+
     notebook, executed = Path(notebook), Path(executed)
     executed.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    # The kernel inherits this process's environment: its progress bars print one final
+    # line each, which a saved notebook shows (widget bars would be saved as empty boxes).
+    previous = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = FINAL_LINE
     try:
         papermill.execute_notebook(
             str(notebook),
@@ -175,6 +179,11 @@ def run_notebook(
         raise NotebookFailedError(
             notebook.name, exc.cell_index, exc.exec_count, exc.ename, exc.evalue, exc.source or "", executed
         ) from None
+    finally:
+        if previous is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = previous
     return time.perf_counter() - start
 
 
@@ -221,30 +230,6 @@ def write_report(output_dir: str | Path = "outputs") -> dict[str, str]:
     layout = notebook_parameters(PROFILES[0], out)  # the folder layout; the profile plays no part
     written = build_report(layout["results_dir"], out / "report", manifest_path=layout["manifest_path"])
     return {kind: str(path) for kind, path in written.items()}
-
-
-def settings(profile: str, quick: Mapping[str, Any], full: Mapping[str, Any], **overrides: Any) -> SimpleNamespace:
-    """The profile's settings, with every override that is not ``None`` applied."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
-    base = dict(quick if profile == "quick" else full)
-    unknown = set(overrides) - set(base)
-    if unknown:
-        raise ValueError(f"no such setting(s) {sorted(unknown)}; known: {sorted(base)}")
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return SimpleNamespace(profile=profile, **base)
-
-
-def full_run_estimate(seconds: float, images_seen: int, epochs: int, train_images: int) -> dict[str, float]:
-    """Extrapolate a short training run to ``epochs`` over ``train_images`` images on the same machine.
-
-    Per-image time of the short run (start-up included, so it errs on the long side)
-    times the images the full run sees. An estimate, not a measurement.
-    """
-    if images_seen <= 0:
-        raise ValueError("images_seen must be > 0")
-    per_image = seconds / images_seen
-    return {"seconds_per_image": per_image, "estimated_hours": per_image * epochs * train_images / 3600}
 
 
 def summary_dict(summary: ReproduceSummary) -> dict[str, Any]:

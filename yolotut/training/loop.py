@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
+from yolotut.progress import tqdm
 
 from yolotut.compat import apply_sparseml_compat
 from yolotut.inference.export import is_quantized

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
+from yolotut.progress import tqdm
 
 from yolotut.recipes import load_manager, quiet_loggers
 
