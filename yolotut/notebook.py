@@ -20,7 +20,7 @@ from yolotut.reproduce import results
 from yolotut.reproduce.profiles import profile_settings
 
 # Libraries whose INFO lines would fill a notebook's outputs; warnings and errors still show.
-NOISY_LOGGERS = ("sparseml", "sparsezoo", "deepsparse", "onnxruntime", "nncf", "openvino", "papermill", "PIL")
+NOISY_LOGGERS = ("sparseml", "sparsezoo", "deepsparse", "onnxruntime", "nncf", "openvino", "papermill", "pooch", "PIL")
 
 
 def quiet_third_party_logs() -> None:
@@ -99,7 +99,7 @@ class Tutorial:
 
         columns = ["id", "engine", "arch", "variant", "precision", "batch_size", "items_per_sec", "fps", "map50"]
         frame = pd.DataFrame(self.measurements)
-        return frame[[c for c in columns if c in frame.columns]]
+        return frame[[c for c in columns if c in frame.columns]].round(3)
 
     def _repr_html_(self) -> str:
         rows = {

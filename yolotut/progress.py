@@ -44,4 +44,6 @@ def tqdm(*args: Any, **kwargs: Any) -> _auto_tqdm:
         return _auto_tqdm(*args, **kwargs)
     kwargs.setdefault("ascii", True)
     kwargs.setdefault("ncols", 100)
+    # A bar that clears itself would leave only a stray carriage return in the saved notebook.
+    kwargs["leave"] = True
     return _FinalLineBar(*args, **kwargs)
