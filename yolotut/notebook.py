@@ -97,7 +97,7 @@ class Tutorial:
         """The recorded measurements as a pandas table (one row each, the columns a reader compares)."""
         import pandas as pd
 
-        columns = ["id", "engine", "arch", "variant", "precision", "batch_size", "items_per_sec", "fps", "map50"]
+        columns = ["id", "engine", "arch", "variant", "precision", "batch_size", "items_per_sec", "fps", "fps_pipeline", "map50"]
         frame = pd.DataFrame(self.measurements)
         return frame[[c for c in columns if c in frame.columns]].round(3)
 
