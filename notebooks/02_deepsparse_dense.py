@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -13,148 +14,124 @@
 #     name: python3
 # ---
 
+# %%
+
 # %% [markdown]
-# # 02 · Dense YOLOv5s on three engines: PyTorch, ONNX Runtime, DeepSparse
+# # 02 · One model, three engines: PyTorch, ONNX Runtime, DeepSparse
 #
-# Same model, same weights, fp32, no sparsity yet: the only thing that changes is the
-# inference engine.
+# Same weights, fp32, no sparsity yet: the only thing that changes here is the engine
+# that runs the model.
 #
-# * **ONNX export** turns the PyTorch model into a static graph (decoded predictions
-#   `[B, N, 6]` as output 0, like the blog author's models).
-# * **ONNX Runtime** (CPUExecutionProvider) runs it with its generic fp32 kernels.
-# * **DeepSparse** compiles the graph for this CPU: it fuses layers and executes
-#   "tensor columns", running a chunk of the image through several layers while it
-#   is still in cache, instead of layer after layer through main memory. On a dense
-#   fp32 model that is its only advantage; the big gains come when the weights are
-#   pruned (04) and quantized to INT8 (03, 05).
+# **What you will learn**
 #
-# **What the write-ups claimed.** Neural Magic: dense YOLOv5l at 640, batch 1, 24 cores:
-# DeepSparse **17.7** vs ONNX Runtime **5.8 items/sec** ("a 3x improvement"). The blog:
-# dense YOLOv5s on DeepSparse **29.48 FPS** with 4 cores vs PyTorch **21.91 FPS** with 8.
-# Here all engines get the same cores.
+# 1. how an **ONNX export** turns the PyTorch model into a static graph any engine can run
+#    (output 0: decoded predictions `[B, N, 6]`, like the blog author's models);
+# 2. what **ONNX Runtime** (generic fp32 kernels) and **DeepSparse** (a compiler for this
+#    CPU) make of that graph, at batch 1 and at a large batch;
+# 3. why a dense fp32 model gains little from DeepSparse: its advantage, running a chunk
+#    of the image through several layers while it is still in cache, pays most when the
+#    weights are pruned (notebook 04) and quantized to INT8 (03, 05).
 #
-# **Batch sizes.** Neural Magic's throughput table used batch 64 at 640 on 24 cores. On
-# 2 cores one batch of 64 takes seconds, so the quick profile measures batch 8 and the
-# full profile batch 64 (at 416). PyTorch is measured at batch 1 only: its batch-64 run
-# would take about half an hour on 2 cores and no claim needs it.
+# **What the write-ups reported.** Neural Magic: dense YOLOv5l at 640, batch 1, 24 cores,
+# DeepSparse **17.7** vs ONNX Runtime **5.8 items/s**. The blog: dense YOLOv5s, DeepSparse
+# **29.5 FPS** on 4 cores vs PyTorch **21.9 FPS** on 8. Here every engine gets the same cores.
 
 # %% tags=["parameters"]
-# Parameters (papermill injects new values after this cell: `-p profile full`).
-# None means "the profile's default" (see the next cell).
-profile = "quick"  # "quick": minutes on 2 CPU cores, for checking the pipeline; "full": the real thing
-imgsz = 416  # input size of the blog's models
-cores = None  # CPU cores for the engines; None: all cores this process may use
-device = "auto"  # training device; "auto": a CUDA GPU when there is one, else the CPU
-bench_batch_sizes = None  # throughput batch sizes, e.g. [1, 64]
-val_images = None  # validation images for mAP@0.5 (full: all 500)
+profile = "quick"  # "quick": minutes on 2 CPU cores, to check the pipeline; "full": the real run
 results_dir = "../outputs/results"
 models_dir = "../outputs/models"
 manifest_path = "../outputs/manifest.json"
 
 # %%
-import warnings
-from pathlib import Path
+from yolotut.notebook import setup
 
-import torch
+ctx = setup("02_deepsparse_dense", profile, results_dir=results_dir, models_dir=models_dir,
+            manifest_path=manifest_path)
+cfg = ctx.settings
+ctx
 
-import yolotut.compat  # noqa: F401  (sets NM_DISABLE_ANALYTICS before deepsparse/sparsezoo load)
-from yolotut import assets, hardware
-from yolotut.reproduce import runner
-from yolotut.inference.engines import deepsparse_unavailable_reason
-
-# Tracing an ONNX export and SparseML's imports print pages of expected notes.
-warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-warnings.filterwarnings("ignore", module=r"(torch|sparseml)\.")
-results_dir, models_dir = Path(results_dir), Path(models_dir)
-runs_dir = models_dir.parent / "runs"
-for folder in (results_dir, models_dir, runs_dir):
-    folder.mkdir(parents=True, exist_ok=True)
-hw = hardware.cpu_fingerprint()
-ds_reason = deepsparse_unavailable_reason()
-fast_engine = "deepsparse" if ds_reason is None else "onnxruntime"
-print(f"{hw['cpu_model']}: {hw['cores_available']} cores available, AVX-512 VNNI: {hw['avx512_vnni']}")
-print(f"assets: {assets.describe_source()}")
-print("DeepSparse: " + ("available" if ds_reason is None else f"NOT available ({ds_reason}); using ONNX Runtime"))
-
-# %%
-cfg = runner.settings(
-    profile,
-    quick=dict(warmup=10, iterations=30, big_warmup=3, big_iterations=10, video_frames=40, val_images=48, bench_batch_sizes=[1, 8]),
-    full=dict(warmup=25, iterations=80, big_warmup=25, big_iterations=80, video_frames=None, val_images=None, bench_batch_sizes=[1, 64]),
-    val_images=val_images, bench_batch_sizes=bench_batch_sizes,
-)
-cfg
+# %% [markdown]
+# ## Export to ONNX
+#
+# The checkpoint comes from notebook 01. The record of the file (size, gzipped size, the
+# fraction of zero conv weights) goes into the results: the write-ups compare file sizes too.
 
 # %%
 from yolotut.inference.export import export_onnx
 from yolotut.models import load_checkpoint
+from yolotut.reproduce import results
 
-dense_pt = runner.require(models_dir / "yolov5s-dense.pt", "01_baseline")
-export = export_onnx(load_checkpoint(dense_pt), models_dir / "yolov5s-dense.onnx", imgsz=imgsz)
-dense_onnx = export.path
-file_record = runner.onnx_file_record(dense_onnx, arch="yolov5s", variant="dense", precision="fp32", dataset="pistols")
-print(f"{dense_onnx}: {file_record['file_size_mb']:.1f} MB ({file_record['file_size_gz_mb']:.1f} MB gzipped), "
-      f"conv sparsity {file_record['sparsity']:.1%}")
+tags = dict(arch="yolov5s", variant="dense", precision="fp32", dataset="pistols")
+dense_pt = results.require(ctx.models_dir / "yolov5s-dense.pt", "01_baseline")
+dense_onnx = export_onnx(load_checkpoint(dense_pt), ctx.models_dir / "yolov5s-dense.onnx", imgsz=416).path
+onnx_file = ctx.record(results.onnx_file_record(dense_onnx, **tags), **tags)
+{key: onnx_file[key] for key in ("file_size_mb", "file_size_gz_mb", "sparsity")}
 
 # %% [markdown]
 # ## Engine-only throughput
+#
+# Each engine runs the same random batches. The large batch is 8 in the quick profile and
+# 64 in the full one (the posts' batch). PyTorch runs batch 1 only: on 2 cores its batch of
+# 64 would take half an hour and no claim needs it.
 
 # %%
 from yolotut.inference.benchmark import run_benchmark
 
+ENGINE_FILES = {"pytorch": dense_pt, "onnxruntime": dense_onnx, "deepsparse": dense_onnx}
 bench = []
 for batch in cfg.bench_batch_sizes:
-    for engine, model_file in (("torch", dense_pt), ("onnxruntime", dense_onnx), ("deepsparse", dense_onnx)):
-        if engine == "torch" and batch > 1:
-            continue  # see "Batch sizes" above
-        warmup, iterations = (cfg.warmup, cfg.iterations) if batch == 1 else (cfg.big_warmup, cfg.big_iterations)
-        result = run_benchmark(model_file, engine, batch_size=batch, cores=cores, imgsz=imgsz,
-                               warmup=warmup, iterations=iterations)
-        bench.append(result)
-        print(result.summary() if not result.skipped else f"{engine} batch {batch}: skipped: {result.skipped}")
+    warmup, iterations = (cfg.warmup, cfg.iterations) if batch == 1 else (cfg.big_warmup, cfg.big_iterations)
+    for engine, model_file in ENGINE_FILES.items():
+        if engine == "pytorch" and batch > 1:
+            continue
+        result = run_benchmark(model_file, engine, batch_size=batch, imgsz=416, warmup=warmup, iterations=iterations)
+        bench.append(ctx.record(result, id=f"02-{engine}-b{batch}", **tags))
+ctx.table()
 
 # %%
 from yolotut.ui import plots
 
-ENGINE_NAMES = {"torch": "pytorch"}
-rows = [{"label": f"batch {r.batch_size}", "engine": ENGINE_NAMES.get(r.engine, r.engine), "items_per_sec": r.items_per_sec}
-        for r in bench if not r.skipped]
-plots.engine_bar_figure(rows, title=f"Dense YOLOv5s fp32 at {imgsz}: engine-only items/sec ({hw['cores_available']} cores)")
+plots.engine_bar_figure([{**r, "label": f"batch {r['batch_size']}"} for r in bench],
+                        title="Dense YOLOv5s fp32 at 416: engine-only items/s")
 
 # %% [markdown]
-# ## End-to-end video FPS (batch 1)
+# ## End-to-end video FPS
+#
+# The whole per-frame pipeline, batch 1. An engine this machine cannot run (DeepSparse
+# without AVX2, say) is skipped with the reason.
 
 # %%
+from yolotut import assets
 from yolotut.inference.engines import EngineUnavailableError, create_engine
 from yolotut.inference.video import run_video
 
 demo_video = assets.fetch("demo-video")
-videos, engines = {}, {}
-for engine, model_file in (("torch", dense_pt), ("onnxruntime", dense_onnx), ("deepsparse", dense_onnx)):
+engines, videos = {}, []
+for engine, model_file in ENGINE_FILES.items():
     try:
-        engines[engine] = create_engine(str(model_file), engine, batch_size=1, cores=cores, imgsz=imgsz)
+        engines[engine] = create_engine(str(model_file), engine, batch_size=1, imgsz=416)
     except EngineUnavailableError as exc:
-        print(f"{engine}: skipped: {exc}")
+        print(f"{engine} skipped: {exc}")
         continue
-    videos[engine] = run_video(engines[engine], demo_video, max_frames=cfg.video_frames)
-    print(f"{engine:12s} {videos[engine].fps:6.1f} FPS end-to-end, {videos[engine].fps_pipeline:6.1f} FPS pipeline")
+    video = run_video(engines[engine], demo_video, max_frames=cfg.video_frames)
+    videos.append(ctx.record(video, id=f"02-{engine}-video", **tags))
+plots.engine_bar_figure([{**v, "label": "video"} for v in videos], title="Dense YOLOv5s: end-to-end video FPS")
+
+# %% [markdown]
+# The fastest engine's view of the demo video:
 
 # %%
 from yolotut.ui.widgets import show_frames
 
-show_frames(engines[fast_engine], demo_video, count=3, title=f"{fast_engine}, dense YOLOv5s");
+show_frames(engines[ctx.fast_engine], demo_video, count=3, title=f"{ctx.fast_engine}, dense YOLOv5s");
+
+# %% [markdown]
+# ## Save
+#
+# The dense ONNX file goes into the manifest: notebook 08 and the report list every model
+# the tutorial produced, with its measured sparsity.
 
 # %%
-tags = dict(arch="yolov5s", variant="dense", precision="fp32", dataset="pistols")
-records = [runner.labelled(r, id=f"02-{r.engine}-b{r.batch_size}", **tags) for r in bench]
-records += [runner.labelled(v, id=f"02-{e}-video", **tags) for e, v in videos.items()]
-records.append(file_record)
-entry = runner.record_model("dense", dense_onnx, file_record["sparsity"], "fp32", model="yolov5s", checkpoint=str(dense_pt),
-                    notebook="02_deepsparse_dense", imgsz=imgsz, file_size_gz_mb=file_record["file_size_gz_mb"],
-                    manifest_path=manifest_path)
-
-# %%
-path = runner.write_results(results_dir, "02_deepsparse_dense", {
-    "profile": profile, "hardware": hw, "info": {}, "measurements": records,
-})
-print("wrote", path)
+ctx.add_model("dense", dense_onnx, onnx_file["sparsity"], "fp32", model="yolov5s", checkpoint=str(dense_pt),
+              imgsz=416, file_size_gz_mb=onnx_file["file_size_gz_mb"])
+ctx.save()

@@ -72,8 +72,14 @@ class Tutorial:
         """DeepSparse where it runs, else ONNX Runtime (the notebooks then say which)."""
         return "deepsparse" if self.deepsparse_missing is None else "onnxruntime"
 
-    def record(self, result: Any, *, id: str, arch: str, variant: str, **tags: Any) -> dict[str, Any]:
-        """Add one measurement (benchmark, video, mAP...) with the labels the claims checker matches on."""
+    def record(self, result: Any, *, arch: str, variant: str, id: str | None = None, **tags: Any) -> dict[str, Any]:
+        """Add one measurement (benchmark, video, mAP...) with the labels the claims checker matches on.
+
+        ``id`` names it in the results file; a record that carries its own id may omit it.
+        """
+        id = id or (result.get("id") if isinstance(result, dict) else None)
+        if not id:
+            raise ValueError(f"{self.notebook}: give the measurement an id")
         if any(m.get("id") == id for m in self.measurements):
             raise ValueError(f"{self.notebook}: a measurement with id {id!r} is already recorded")
         entry = results.labelled(result, id=id, arch=arch, variant=variant, **tags)
