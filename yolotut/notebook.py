@@ -163,3 +163,30 @@ def full_run_estimate(seconds: float, images_seen: int, epochs: int, train_image
         raise ValueError("images_seen must be > 0")
     per_image = seconds / images_seen
     return {"seconds_per_image": per_image, "estimated_hours": per_image * epochs * train_images / 3600}
+
+
+def run_sparsity_search(ctx: Tutorial, checkout: str | Path = "..") -> list[dict[str, Any]]:
+    """Run ``benchmarks/sparsity_search.py``'s tutorial grid for this profile; return the report's rows.
+
+    The script runs in its own process, as a user would run it, so that its real-time
+    priority and quiet-machine checks apply. Returns no rows, saying why, where
+    DeepSparse or the script is missing.
+    """
+    import subprocess
+    import sys
+
+    from yolotut.reproduce.report import sparsity_search_rows
+
+    script = Path(checkout) / "benchmarks" / "sparsity_search.py"
+    if ctx.deepsparse_missing or not script.is_file():
+        print(f"sparsity search skipped: {ctx.deepsparse_missing or f'{script} is not in this checkout'}")
+        return []
+    out_dir = ctx.models_dir.parent / "benchmarks" / ctx.notebook
+    sizes = (["--sizes", "n", "--repeats", "2", "--warmup", "5", "--iterations", "30", "--max-tries", "1"]
+             if ctx.profile == "quick" else ["--sizes", "s", "n", "--repeats", "5"])
+    command = [sys.executable, str(script), "--grid", "tutorial", "--author", "--no-references",
+               "--cores", str(ctx.hardware["cores_available"]), "--out-dir", str(out_dir), *sizes]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the sparsity search failed ({' '.join(command[1:])}):\n{done.stderr[-3000:]}")
+    return sparsity_search_rows(out_dir)
