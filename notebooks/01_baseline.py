@@ -14,8 +14,6 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # 01 · Baseline: YOLOv5s in PyTorch on the CPU
 #

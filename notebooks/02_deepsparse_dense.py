@@ -14,8 +14,6 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # 02 · One model, three engines: PyTorch, ONNX Runtime, DeepSparse
 #

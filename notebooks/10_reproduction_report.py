@@ -14,8 +14,6 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # 10 · Reproduction report: the published claims against what we measured
 #

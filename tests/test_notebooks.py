@@ -42,6 +42,31 @@ def test_committed_notebook_is_clean_with_one_parameters_cell(name: str) -> None
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
+MAX_CODE_LINES = 20
+MAX_MARKDOWN_CHARS = 1200
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_reads_as_a_tutorial(name: str) -> None:
+    """Short cells, prose before the code, one setup call, no tracker vocabulary."""
+    import re
+
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    assert "what you will learn" in nb.cells[0].source.lower(), f"{name}: the title cell says what the reader will learn"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            lines = [line for line in cell.source.splitlines() if line.strip()]
+            assert len(lines) <= MAX_CODE_LINES, f"{name}, cell {i}: {len(lines)} code lines (at most {MAX_CODE_LINES})"
+        else:
+            assert len(cell.source) <= MAX_MARKDOWN_CHARS or i == 0, (
+                f"{name}, cell {i}: {len(cell.source)} characters of markdown (at most {MAX_MARKDOWN_CHARS}); split it"
+            )
+        assert not re.search(r"\bgoal ?\d|issue ?#?\d|issue6", cell.source, re.IGNORECASE), f"{name}, cell {i}: tracker names"
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert code.count("setup(") == 1, f"{name}: one `ctx = setup(...)` call prepares the run"
+    assert "warnings.filterwarnings" not in code and "runner.settings" not in code
+
+
 def test_every_notebook_is_paired_with_its_jupytext_source() -> None:
     """The ``.py`` (percent format) is the source people edit; the ``.ipynb`` must say the same."""
     import jupytext
