@@ -40,22 +40,20 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import hashlib
 import json
 import shlex
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 import yolotut.compat  # noqa: F401  (NM_DISABLE_ANALYTICS before deepsparse loads)
 from yolotut.inference.quiet import QuietPolicy, measure_quietly
+from yolotut.inference.sparse_models import ModelSpec, Point, ensure_model
 from yolotut.inference.sparsify import BLOCK, RECIPE_DENSE, UNSTRUCTURED, SparsityConfig
 from yolotut.models.thinning import ThinningConfig
 from yolotut.models.thinning_presets import (
@@ -73,60 +71,9 @@ from yolotut.reproduce.results import write_results
 ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks"
-CACHE_SCHEMA = 2  # bump when the export recipe below changes: invalidates cached models
-DEFAULT_ACTIVATION = {"n": "hardswish", "s": "silu"}
-CALIBRATION_BATCHES = 2
-SPARSITY_TOLERANCE = 0.01
 
 
 # --- what is measured ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    size: str
-    activation: str
-    num_classes: int = 1
-    imgsz: int = 416
-
-    @property
-    def label(self) -> str:
-        return f"yolov5{self.size}-{self.activation}"
-
-    @classmethod
-    def parse(cls, text: str, imgsz: int) -> ModelSpec:
-        """``s`` / ``n`` (default activations) or ``SIZE:ACTIVATION`` (``s:hardswish``)."""
-        size, _, activation = text.partition(":")
-        if size not in ("n", "s", "m", "l", "x"):
-            raise argparse.ArgumentTypeError(f"--sizes: unknown YOLOv5 size {size!r}; use n, s, m, l or x (optionally SIZE:ACTIVATION)")
-        return cls(size, activation or DEFAULT_ACTIVATION.get(size, "silu"), imgsz=imgsz)
-
-
-@dataclass(frozen=True)
-class Point:
-    """One model file to benchmark: a sparsity configuration (or a reference)."""
-
-    label: str
-    family: str
-    config: SparsityConfig
-    quantized: bool = True
-    engine: str = "deepsparse"
-    # "derived": zeros written into the dense INT8 export (yolotut.inference.sparsify.apply_sparsity_onnx);
-    # "pipeline": apply_sparsity -> calibrate_oneshot -> export_onnx. Same file up to
-    # rounding ties (checked: >99.4 % identical zero positions), seconds instead of minutes.
-    method: str = "derived"
-    # Channels removed before export (yolotut.models.thinning): a smaller dense model.
-    thinning: ThinningConfig | None = None
-    # A published model file (yolotut.assets name) measured as it is, instead of an export.
-    asset: str | None = None
-
-    @property
-    def is_baseline(self) -> bool:
-        return self.family == "dense" and self.quantized and self.engine == "deepsparse"
-
-    @property
-    def derived(self) -> bool:
-        return self.method == "derived" and self.quantized and bool(self.config.targets) and self.thinning is None
 
 
 def _dense_except(*extra: str) -> tuple[str, ...]:
@@ -298,142 +245,6 @@ def reference_points() -> list[Point]:
     ]
 
 
-# --- models ----------------------------------------------------------------------------
-
-
-# --- DeepSparse-runnable exports (work-arounds until yolotut.models / yolotut.inference.export do this) ---
-#
-# yolotut.inference.export makes the graphs DeepSparse runs itself (fraction_of_supported_ops
-# 1.0): it folds the Detect convs' QuantizeLinear -> DequantizeLinear weight pairs into
-# float weights (without: 0.0, the whole graph in DeepSparse's bundled ONNX Runtime,
-# 20 ms -> 10.5 ms for YOLOv5s) and exports Hardswish as x * clip(x + 3, 0, 6) / 6
-# (without: HardSigmoid, 0.70-0.84 supported, 9.8 ms -> 2.2 ms for YOLOv5n). Every
-# engine's fraction is still recorded below: a sparsity "speed-up" measured on a
-# fallback graph would be ONNX Runtime's.
-
-
-def _calibration_loader(imgsz: int, batches: int, seed: int) -> list[tuple[Any]]:
-    generator = torch.Generator().manual_seed(seed)
-    # Random pixels: activation ranges decide no kernel choice, so speed does not care.
-    return [(torch.randint(0, 256, (1, 3, imgsz, imgsz), generator=generator, dtype=torch.uint8),) for _ in range(batches)]
-
-
-def model_key(spec: ModelSpec, point: Point, seed: int) -> str:
-    payload = {
-        "schema": CACHE_SCHEMA,
-        "spec": [spec.size, spec.activation, spec.num_classes, spec.imgsz],
-        "config": point.config.key(),
-        "quantized": point.quantized,
-        "seed": seed,
-    }
-    if point.thinning is not None:
-        payload["thinning"] = point.thinning.to_dict()
-    if point.derived:
-        payload["method"] = "derived"
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _check_exported_sparsity(per_layer: dict[str, float], report: dict[str, Any], path: Path) -> None:
-    """Every exported convolution must carry the zeros put into its torch weight.
-
-    INT8 export may only *add* zeros (tiny weights rounding to the zero point).
-    """
-    from yolotut.inference.sparsify import exported_layer_sparsity
-
-    exported = exported_layer_sparsity(report["layers"])
-    missing = sorted(set(per_layer) - set(exported))
-    if missing:
-        raise RuntimeError(f"{path}: convolutions {missing[:3]}... not found in the exported graph")
-    lost = {name: per_layer[name] - exported[name] for name in per_layer if per_layer[name] - exported[name] > SPARSITY_TOLERANCE}
-    if lost:
-        name = max(lost, key=lost.get)
-        raise RuntimeError(f"{path}: {len(lost)} layers lost zeros in export (worst {name}: {per_layer[name]:.1%} -> {exported[name]:.1%})")
-
-
-def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) -> tuple[Path, dict[str, Any]]:
-    """The cached ONNX model for ``point`` (exported now if missing) and its sidecar info."""
-    if point.asset is not None:
-        from yolotut.assets import fetch
-        from yolotut.inference.export import measure_onnx_sparsity
-
-        path = fetch(point.asset, progress=False)
-        return path, {"model": spec.label, "asset": point.asset, "quantized": point.quantized, "method": "published", "onnx": measure_onnx_sparsity(path).to_dict(layers=True)}
-    key = model_key(spec, point, seed)
-    path = model_dir / f"{spec.label}-{'int8' if point.quantized else 'fp32'}-{key}.onnx"
-    sidecar = path.with_suffix(".json")
-    if path.exists() and sidecar.exists():
-        return path, json.loads(sidecar.read_text())
-
-    start = time.perf_counter()
-    if point.derived:
-        return path, _derive_model(spec, point, path, model_dir, seed, start)
-
-    from yolotut.inference.export import export_onnx, measure_onnx_sparsity
-    from yolotut.inference.sparsify import apply_sparsity, conv_weight_sparsity
-    from yolotut.models import build_model
-    from yolotut.models.thinning import conv_weight_count, thin
-    from yolotut.training.oneshot import calibrate_oneshot
-
-    torch.manual_seed(seed)
-    model = build_model(spec.size, num_classes=spec.num_classes, activation=spec.activation)
-    dense_conv_weights = conv_weight_count(model)
-    thinned = thin(model, point.thinning) if point.thinning is not None else {}
-    per_layer = apply_sparsity(model, point.config)
-    torch_sparsity = conv_weight_sparsity(model)  # before calibration renames the parameters
-    if point.quantized:
-        calibrate_oneshot(model, _calibration_loader(spec.imgsz, CALIBRATION_BATCHES, seed), num_batches=CALIBRATION_BATCHES, progress=False)
-    export_onnx(model, path, imgsz=spec.imgsz, uint8_input=point.quantized)
-    report = measure_onnx_sparsity(path).to_dict(layers=True)
-    _check_exported_sparsity(per_layer, report, path)
-    info = {
-        "model": spec.label,
-        "config": point.config.to_dict(),
-        "recipe_args": point.config.recipe_args(),
-        "quantized": point.quantized,
-        "method": "pipeline",
-        "thinning": point.thinning.to_dict() if point.thinning is not None else None,
-        "thinned_groups": thinned,
-        "dense_conv_weights": dense_conv_weights,
-        "torch_conv_sparsity": torch_sparsity,
-        "torch_layers": per_layer,
-        "onnx": report,
-        "export_seconds": time.perf_counter() - start,
-    }
-    sidecar.write_text(json.dumps(info, indent=1, default=str) + "\n")
-    return path, info
-
-
-def _derive_model(spec: ModelSpec, point: Point, path: Path, model_dir: Path, seed: int, start: float) -> dict[str, Any]:
-    """Zero the dense INT8 export's weights to ``point.config`` (no re-export), then check."""
-    from yolotut.inference.export import measure_onnx_sparsity
-    from yolotut.inference.sparsify import (
-        apply_sparsity_onnx,
-        exported_layer_sparsity,
-        targets_for_names,
-    )
-
-    dense_path, _ = ensure_model(spec, Point("dense INT8", "dense", SparsityConfig.dense_model(), method="pipeline"), model_dir, seed)
-    per_layer = apply_sparsity_onnx(dense_path, path, point.config)
-    report = measure_onnx_sparsity(path).to_dict(layers=True)
-    targets = targets_for_names(per_layer, point.config)
-    exported = exported_layer_sparsity(report["layers"])
-    off = {name: exported[name] - targets[name] for name in targets if targets[name] > 0 and abs(exported[name] - targets[name]) > SPARSITY_TOLERANCE}
-    if off:
-        raise RuntimeError(f"{path}: {len(off)} layers miss their target by more than {SPARSITY_TOLERANCE:.0%}: {off}")
-    info = {
-        "model": spec.label,
-        "config": point.config.to_dict(),
-        "recipe_args": point.config.recipe_args(),
-        "quantized": True,
-        "method": "derived",
-        "derived_from": dense_path.name,
-        "onnx": report,
-        "export_seconds": time.perf_counter() - start,
-    }
-    path.with_suffix(".json").write_text(json.dumps(info, indent=1, default=str) + "\n")
-    return info
-
-
 # --- measuring -------------------------------------------------------------------------
 
 @dataclass
@@ -470,7 +281,7 @@ def measure(
     warmup: int,
     iterations: int,
     cores: int,
-    quiet: QuietPolicy = QuietPolicy(),
+    quiet: QuietPolicy | None = None,
     use_realtime: bool = True,
     progress: bool = True,
 ) -> bool:
@@ -480,6 +291,7 @@ def measure(
     process shifts the mean far more than the median. Returns whether the timed runs
     were real-time scheduled.
     """
+    quiet = quiet or QuietPolicy()
     from yolotut.inference.engines import create_engine
 
     engines = []
@@ -635,6 +447,13 @@ def speedup_figure(rows: Sequence[dict[str, Any]], meta: dict[str, Any]):
 # --- command line ------------------------------------------------------------------------
 
 
+def _model_spec(text: str, imgsz: int) -> ModelSpec:
+    try:
+        return ModelSpec.parse(text, imgsz)
+    except ValueError as exc:
+        raise SystemExit(f"sparsity_search.py: error: --sizes: {exc}") from None
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["s", "n"], help="YOLOv5 sizes, SIZE or SIZE:ACTIVATION (default: s n = s:silu n:hardswish)")
@@ -665,7 +484,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.repeats, args.warmup, args.iterations, args.no_references = min(args.repeats, 2), 5, 20, True
         args.max_wait, args.max_tries = min(args.max_wait, 5.0), 1  # a smoke run does not wait for quiet
     try:
-        args.specs = [ModelSpec.parse(s, args.imgsz) for s in args.sizes]
+        args.specs = [_model_spec(s, args.imgsz) for s in args.sizes]
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
     return args
@@ -725,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     versions = hardware.package_versions()
     meta = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": "python benchmarks/sparsity_search.py " + shlex.join(sys.argv[1:] if argv is None else list(argv)),
         "repeats": args.repeats,
         "warmup": args.warmup,

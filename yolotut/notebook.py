@@ -100,11 +100,12 @@ class Tutorial:
         return results.write_results(self.results_dir, self.notebook, payload)
 
     def table(self) -> Any:
-        """The recorded measurements as a pandas table (one row each, the columns a reader compares)."""
+        """The recorded speeds and accuracies as a pandas table (one row each, the columns a reader compares)."""
         import pandas as pd
 
         columns = ["id", "engine", "arch", "variant", "precision", "batch_size", "items_per_sec", "fps", "fps_pipeline", "map50"]
-        frame = pd.DataFrame(self.measurements)
+        scored = [m for m in self.measurements if any(m.get(key) is not None for key in ("items_per_sec", "fps", "map50"))]
+        frame = pd.DataFrame(scored)
         return frame[[c for c in columns if c in frame.columns]].round(3)
 
     def _repr_html_(self) -> str:
