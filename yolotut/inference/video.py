@@ -149,7 +149,7 @@ def run_video(
     totals_ns = dict.fromkeys(STAGES, 0)
     frames = detections = 0
     clock = time.perf_counter_ns
-    bar = tqdm(total=total, desc="video", unit="frame", disable=not progress)
+    bar = tqdm(total=total, desc=f"video {engine.name}", unit="frame", disable=not progress)
     contention = CpuContention()
     contention.start()
     start = clock()
