@@ -31,6 +31,12 @@ def quiet_third_party_logs() -> None:
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
     warnings.filterwarnings("ignore", module=r"(torch|sparseml|sparsezoo|deepsparse)(\.|$)")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        # SparseML sets its logger to INFO when this module is first imported: import it
+        # before lowering the level, or the first export would raise it again.
+        import sparseml.log  # noqa: F401
+    except ImportError:
+        pass
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -107,6 +113,9 @@ class Tutorial:
         scored = [m for m in self.measurements if any(m.get(key) is not None for key in ("items_per_sec", "fps", "map50"))]
         frame = pd.DataFrame(scored)
         return frame[[c for c in columns if c in frame.columns]].round(3)
+
+    def __repr__(self) -> str:
+        return f"Tutorial({self.notebook!r}, profile={self.profile!r}, fast engine {self.fast_engine!r})"
 
     def _repr_html_(self) -> str:
         rows = {
