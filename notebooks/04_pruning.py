@@ -107,7 +107,7 @@ file_record = ctx.record(results.onnx_file_record(pruned_onnx, **tags), **tags)
 
 # %% [markdown]
 # Each convolution's share of zero weights, and of all-zero blocks of four. The stem and
-# Detect stay dense, as the recipe says. (In the quick profile the ramp has barely begun.)
+# Detect stay dense, as the recipe says.
 
 # %%
 import plotly.graph_objects as go

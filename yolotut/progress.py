@@ -9,6 +9,7 @@ prints one line when it closes: what it counted, how many, how long.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from tqdm.auto import tqdm as _auto_tqdm
@@ -42,6 +43,8 @@ def tqdm(*args: Any, **kwargs: Any) -> _auto_tqdm:
     """``tqdm.auto.tqdm``, or a text bar that draws only when it closes (see the module doc)."""
     if not final_line_only():
         return _auto_tqdm(*args, **kwargs)
+    # stdout: a saved notebook shows stderr in red, as if every finished bar were an error.
+    kwargs.setdefault("file", sys.stdout)
     kwargs.setdefault("ascii", True)
     kwargs.setdefault("ncols", 100)
     # A bar that clears itself would leave only a stray carriage return in the saved notebook.
