@@ -41,7 +41,7 @@ Mostly a short-budget check (epochs x images on a 2-core CPU); prints a table an
 writes JSON. ``--before`` also scores the starting point (the COCO weights with a
 fresh one-class head): does a short fine-tune learn pistols at all?
 
-The performance issue's accuracy goal is about the full profile (50 epochs, notebook
+The accuracy target (docs/lab-notes/README.md) is about the full profile (50 epochs, notebook
 07's settings: ``--epochs 50 --warmup-epochs 3``), hours per model on a CPU. Stop such
 a run at any time and continue it later with ``--resume`` (same arguments): a variant
 whose run folder holds ``final.pt`` is only scored, one with ``last.pt`` continues

@@ -5,7 +5,8 @@ each sparsity configuration of a grid, this script
 
 1. builds the dense INT8 model once: fresh weights, one-shot calibration
    (``yolotut.training.loop.calibrate_oneshot``, random images), ``uint8``-input export
-   (``yolotut.inference.export.export_onnx``) plus two DeepSparse work-arounds (see below);
+   (``yolotut.inference.export.export_onnx``, into graphs DeepSparse runs in full; see
+   ``yolotut.inference.sparse_models``);
 2. writes each configuration's zeros into that export's INT8 weights by magnitude
    (``yolotut.inference.sparsify.apply_sparsity_onnx``: per-group targets from the pruning
    recipe, layers kept dense, ``[1,4]`` blocks or unstructured) and checks every

@@ -1,13 +1,13 @@
 """Channel thinning: structured pruning that removes whole channels from YOLOv5.
 
 Unstructured and ``[1,4]``-block zeros only pay where the engine has sparse kernels
-that beat its dense ones; on some CPUs they do not (see ``benchmarks/README.md``).
+that beat its dense ones; on some CPUs they do not (see the lab notes, ``docs/lab-notes/``).
 Removing channels makes a smaller *dense* model, which is faster on every engine, by
 about the share of multiply-adds removed. The price is accuracy, which fine-tuning
 after thinning must win back; :class:`ChannelFade` lets training fade the channels out
 gradually instead (``TrainConfig.thinning_fade_epochs``), which keeps more of what a
 pretrained model knew (YOLOv5n, 3 epochs on pistols, the smallest filter norms
-removed: mAP@0.5 0.201 faded vs 0.031 removed at once; ``benchmarks/README.md``).
+removed: mAP@0.5 0.201 faded vs 0.031 removed at once; the lab notes, ``docs/lab-notes/``).
 
 Only channels that no residual add, ``Concat`` across modules or ``Detect`` depends on
 are removed: the hidden channels *inside* the blocks, and the outputs of convolution
@@ -26,7 +26,7 @@ read a concatenation). The groups of one YOLOv5 (v6.x) model:
   1, 3, 5 and 7 of YOLOv5 v6). Their outputs are block outputs, but no residual add
   or ``Concat`` reads them. Halving blocks 3, 5 and 7 measured 1.09x in DeepSparse
   INT8; halving the stem (blocks 0 and 1), where the model spends most of its time at
-  the highest resolutions, measured no faster (``benchmarks/README.md``).
+  the highest resolutions, measured no faster (the lab notes, ``docs/lab-notes/``).
 
 Which channels go is ``ThinningConfig.criterion``: by the L1 norm of each channel's
 BatchNorm-folded filters, summed over the group's producers, at random, or by the
@@ -35,7 +35,7 @@ the features the head reads, on sample images; one forward pass per channel, so
 minutes instead of milliseconds; on pistols it measured no better than the default:
 mAP@0.5 0.332 vs 0.341 after 3 epochs). The default removes the
 channels with the *largest* norms, against the usual rule of thumb, because that is what
-measured best on the COCO YOLOv5n (``benchmarks/README.md``): before any training it
+measured best on the COCO YOLOv5n (the lab notes, ``docs/lab-notes/``): before any training it
 moved the features the head reads least (removing the smallest norms did worse than a
 random choice), and faded out during training on pistols they left the better model
 (mAP@0.5 after 3 epochs 0.341 against 0.201 for the smallest norms; after 8 epochs
