@@ -17,7 +17,7 @@ ifeq ($(origin YOLOTUT_MIRROR), undefined)
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: env reproduce test test-fast clean-outputs
+.PHONY: env reproduce lint test test-fast clean-outputs
 
 env: $(STAMP)
 
@@ -31,7 +31,11 @@ $(STAMP): pyproject.toml requirements/lock.txt
 reproduce: $(STAMP)
 	$(BIN)/yolotut reproduce --profile $(PROFILE)
 
-test: $(STAMP)
+# The package, the benchmark scripts and the notebooks' paired .py sources (pyproject.toml [tool.ruff]).
+lint: $(STAMP)
+	$(BIN)/ruff check yolotut benchmarks notebooks
+
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)
