@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make reproduce   the main job: environment, assets, every notebook (quick profile), report
-#   make test        the test suite (creates the environment if needed)
+#   make test        ruff, then the test suite (creates the environment if needed)
 # Both need only CPython 3.11 on the machine. Assets come from upstream, or from a local
 # mirror when YOLOTUT_MIRROR is set (CI: the read-only ../shared/mirror).
 
