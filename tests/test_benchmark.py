@@ -17,7 +17,7 @@ from yolotut.cli import main
 from yolotut.inference import benchmark
 from yolotut.inference.benchmark import BenchmarkResult, benchmark_engine, latency_stats, run_benchmark
 from yolotut.inference.engines import Engine, create_engine
-from yolotut.inference.video import annotate, run_video
+from yolotut.inference.video import annotate, run_video, running_fps
 
 MIRROR = mirror_root() or Path("no-asset-mirror")  # tests/conftest.py sets YOLOTUT_MIRROR
 TRAIN = MIRROR / "companion" / "yolov5-train"
@@ -218,6 +218,19 @@ def test_run_video_errors(tmp_path: Path) -> None:
         run_video(eng, bogus)
     with pytest.raises(ValueError, match="batch 1"):
         run_video(_CountingEngine(batch_size=2), bogus)
+
+
+@needs_mirror
+def test_running_fps_is_the_mean_over_the_last_frames_and_its_peak() -> None:
+    eng = _CountingEngine(batch_size=1)
+    result = running_fps(eng, VIDEO, window=3, max_frames=8, warmup=2)
+    assert result["frames"] == 8 and len(result["running_fps"]) == 8 and eng.calls == 2 + 8
+    assert result["fps_peak"] == max(result["running_fps"][2:]) and result["fps"] > 0
+    # A run shorter than the window: the peak is taken over the whole run.
+    short = running_fps(eng, VIDEO, window=50, max_frames=4, warmup=0)
+    assert short["fps_peak"] == max(short["running_fps"])
+    with pytest.raises(ValueError, match="window"):
+        running_fps(eng, VIDEO, window=0)
 
 
 @needs_mirror

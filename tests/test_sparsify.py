@@ -23,6 +23,7 @@ from yolotut.inference.sparsify import (
     magnitude_mask,
     onnx_param_name,
     recipe_groups,
+    zeros_kept,
 )
 from yolotut.models import build_model
 
@@ -317,3 +318,21 @@ def test_folding_weight_qdq_is_bit_exact(qdq_weight_conv_onnx) -> None:
     np.testing.assert_array_equal(numpy_helper.to_array(folded.graph.initializer[0]), dequantized)
     after = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6)  # conv kernels may sum in another order
+
+
+def test_zeros_kept_counts_the_upstream_zeros_a_transfer_lost(nano: torch.nn.Module) -> None:
+    import copy
+
+    apply_sparsity(nano, SparsityConfig.uniform(0.5, UNSTRUCTURED))
+    with torch.no_grad():
+        nano.model[24].m[0].weight[0, 0] = 0.0  # Detect: re-initialised in a transfer, so not checked
+    transferred = copy.deepcopy(nano)
+    held = zeros_kept(nano, transferred)
+    convs = [name for name in conv_weights(nano) if not name.startswith("model.24.")]
+    assert held["layers"] == held["layers_matched"] == len(convs)
+    assert held["upstream_zeros"] > 0 and held["zeros_lost"] == 0
+    with torch.no_grad():
+        weight = transferred.model[2].cv1.conv.weight
+        weight[tuple((weight == 0).nonzero()[:3].T)] = 1.0
+        transferred.model[24].m[0].weight.fill_(1.0)
+    assert zeros_kept(nano, transferred)["zeros_lost"] == 3

@@ -289,6 +289,30 @@ def conv_weight_sparsity(model: nn.Module) -> float:
     return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0
 
 
+@torch.no_grad()
+def zeros_kept(upstream: nn.Module, transferred: nn.Module, skip: tuple[str, ...] = ("model.24.",)) -> dict[str, int]:
+    """How many of ``upstream``'s zero convolution weights ``transferred`` still has at zero.
+
+    Sparse transfer learning holds the upstream mask fixed, so ``zeros_lost`` must be 0.
+    Weights are matched by name and shape; QAT wraps each convolution
+    (``conv.module.weight``), so ``.module.`` is dropped before matching. ``skip`` leaves
+    out layers that were re-initialised (Detect, ``model.24``, for a new set of classes).
+    """
+
+    def weights(model: nn.Module) -> dict[str, torch.Tensor]:
+        return {name.replace(".module.", "."): value for name, value in model.state_dict().items()
+                if value.dim() == 4 and not name.startswith(skip)}
+
+    before, after = weights(upstream), weights(transferred)
+    common = [name for name in before if name in after and after[name].shape == before[name].shape]
+    return {
+        "layers": len(before),
+        "layers_matched": len(common),
+        "upstream_zeros": sum(int((before[name] == 0).sum()) for name in common),
+        "zeros_lost": sum(int((after[name][before[name] == 0] != 0).sum()) for name in common),
+    }
+
+
 def onnx_param_name(node_name: str) -> str | None:
     """The torch parameter an exported ONNX convolution came from, or None if unknown.
 
