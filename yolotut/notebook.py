@@ -9,6 +9,7 @@ measurement, ``ctx.add_model(...)`` lists a produced model in the manifest, and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -31,12 +32,10 @@ def quiet_third_party_logs() -> None:
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
     warnings.filterwarnings("ignore", module=r"(torch|sparseml|sparsezoo|deepsparse)(\.|$)")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    try:
-        # SparseML sets its logger to INFO when this module is first imported: import it
-        # before lowering the level, or the first export would raise it again.
+    # SparseML sets its logger to INFO when this module is first imported: import it
+    # before lowering the level, or the first export would raise it again.
+    with contextlib.suppress(ImportError):
         import sparseml.log  # noqa: F401
-    except ImportError:
-        pass
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from yolotut.progress import tqdm
 
 from yolotut.inference.engines import Engine
+from yolotut.progress import tqdm
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from yolotut.training.data import DatasetConfig

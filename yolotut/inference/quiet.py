@@ -84,7 +84,7 @@ def measure_quietly(engine: Any, quiet: QuietPolicy, use_realtime: bool = True, 
     Returns (the kept ``BenchmarkResult``, the cores' worth of CPU that other processes
     -- or, in a VM, the hypervisor -- took during it, tries used, whether it ran real-time).
     """
-    for attempt in range(1, quiet.max_tries + 1):
+    for attempt in range(1, quiet.max_tries + 1):  # noqa: B007  (returned: the tries it took)
         wait_for_quiet(quiet.threshold, quiet.max_wait)
         with realtime(use_realtime) as rt:
             meter = CpuContention()

@@ -18,12 +18,12 @@ from torch import nn
 
 __all__ = [
     "ACTIVATIONS",
-    "Bottleneck",
     "C3",
+    "SPPF",
+    "Bottleneck",
     "Concat",
     "Conv",
     "Detect",
-    "SPPF",
     "autopad",
     "make_activation",
 ]

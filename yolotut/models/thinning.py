@@ -57,9 +57,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from yolotut.progress import tqdm
 
 from yolotut.models.common import C3, SPPF, Conv
+from yolotut.progress import tqdm
 
 __all__ = [
     "CRITERIA", "KINDS", "ChannelFade", "ChannelGroup", "ThinningConfig", "apply_plan", "channel_groups",

@@ -25,7 +25,7 @@ PRECISIONS = ("fp32", "int8")
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def load_manifest(path: str | Path) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from yolotut.progress import tqdm
 
 from yolotut.compat import apply_sparseml_compat
 from yolotut.inference.export import is_quantized
@@ -38,6 +37,7 @@ from yolotut.inference.sparsify import conv_weight_sparsity
 from yolotut.models import model_from_config
 from yolotut.models.checkpoint import TRAINING_FORMAT, load_training_checkpoint, save_training_checkpoint
 from yolotut.models.thinning import ChannelFade, ThinningConfig, apply_plan, plan
+from yolotut.progress import tqdm
 from yolotut.recipes import load_manager, quiet_loggers, recipe_path
 from yolotut.training.config import TrainConfig, TrainResult, recipe_variables, validate
 from yolotut.training.distill import DISTILLERS, FeatureDistiller, detect_inputs

@@ -240,7 +240,7 @@ class ComputeLoss:
                 # Left/up neighbour if the centre is in the left/upper half of its cell
                 # (and not in the first column/row), right/down likewise.
                 j, k = ((gxy % 1 < g) & (gxy > 1)).T
-                l, m = ((gxi % 1 < g) & (gxi > 1)).T
+                l, m = ((gxi % 1 < g) & (gxi > 1)).T  # noqa: E741  (YOLOv5's names for the four neighbours)
                 sel = torch.stack((torch.ones_like(j), j, k, l, m))
                 t = t.repeat((5, 1, 1))[sel]
                 offsets = (torch.zeros_like(gxy)[None] + off[:, None])[sel]

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from yolotut.progress import tqdm
 
+from yolotut.progress import tqdm
 from yolotut.recipes import load_manager, quiet_loggers
 
 
