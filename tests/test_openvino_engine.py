@@ -21,7 +21,6 @@ from yolotut.inference.engines import create_engine
 MIRROR = mirror_root() or Path("no-asset-mirror")
 TRAIN = MIRROR / "companion" / "yolov5-train"
 BLOG_HS = TRAIN / "yolov5-deepsparse/yolov5n-sgd-pruned-quantized-hardswish/weights/best.onnx"
-YOLOV5N = TRAIN / "yolov5n.pt"
 BUS = TRAIN / "data/images/bus.jpg"
 PISTOL = MIRROR / "companion/datasets/pistols/valid/images/armas (1)_jpg.rf.c4150f819f9dc2ae75336e5b64e67d67.jpg"
 
@@ -61,16 +60,9 @@ def openvino_compiles() -> None:
 
 
 @pytest.fixture(scope="module")
-def fp32_onnx(tmp_path_factory: pytest.TempPathFactory, openvino_compiles: None) -> Path:
-    """The official COCO yolov5n, exported fp32 at 192 px (small and quick)."""
-    if not YOLOV5N.exists():
-        pytest.skip(f"asset mirror not found at {MIRROR}")
-    from yolotut.inference.export import export_onnx
-    from yolotut.models.checkpoint import load_model
-
-    path = tmp_path_factory.mktemp("openvino") / "yolov5n-192.onnx"
-    export_onnx(load_model(YOLOV5N), path, imgsz=192)
-    return path
+def fp32_onnx(coco_yolov5n_onnx: Path, openvino_compiles: None) -> Path:
+    """The official COCO yolov5n, exported fp32 at 192 px (tests/conftest.py)."""
+    return coco_yolov5n_onnx
 
 
 def _match(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -88,7 +80,7 @@ def test_fp32_predictions_agree_with_onnxruntime(fp32_onnx: Path) -> None:
     image = cv2.imread(str(BUS))
     ov_engine = create_engine(fp32_onnx, "openvino")
     ort_engine = create_engine(fp32_onnx, "onnxruntime")
-    batch, metas = ort_engine.preprocess([image])
+    batch, _ = ort_engine.preprocess([image])
     ours, theirs = ov_engine.infer(batch), ort_engine.infer(batch)
     assert ours.shape == theirs.shape == (1, 3 * (24 * 24 + 12 * 12 + 6 * 6), 85)
     np.testing.assert_allclose(ours[..., :4], theirs[..., :4], rtol=0, atol=FP32_BOX_TOLERANCE_PX)
