@@ -71,7 +71,7 @@ def test_table_rows_are_ordered_and_say_what_ran(payload: dict) -> None:
     ours = [r["quantization"] for r in rows if r["network"] == "ours"]
     assert ours == sorted(ours, key=list(living_engines.QUANTIZATIONS.values()).index)
     nncf = next(r for r in rows if r["quantization"] == "NNCF post-training INT8")
-    assert nncf["what ran"] == "INT8 convs 95%, f32, 1 stream(s)" and nncf["items_per_sec_b8"] == 150
+    assert nncf["what ran"] == "OpenVINO: 95% of convs INT8, precision hint f32, 1 stream(s)" and nncf["items_per_sec_b8"] == 150
     skipped = next(r for r in rows if r["engine_name"] == "deepsparse" and r["map50"] is None)
     assert "b1 skipped: DeepSparse compiles 0%" in skipped["what ran"] and "mAP skipped" in skipped["what ran"]
     cells = living_engines.markdown_cells(payload)
@@ -158,4 +158,23 @@ def test_measure_speed_interleaves_rounds_and_records_skips(monkeypatch: pytest.
         row = out[label]
         assert len(row["items_per_sec_rounds"]) == 3 and row["items_per_sec_min"] <= row["items_per_sec_median"] <= row["items_per_sec_max"]
         assert row["batch_size"] == 2 and row["engine_info"]["engine"] == "onnxruntime"
-    assert built["a.onnx"].calls == built["b.onnx"].calls == 3 * (1 + 4)
+    assert built["a.onnx"].calls == built["b.onnx"].calls == 1 + 3 * (1 + 4)  # a first run, then 3 rounds
+
+
+def test_result_records_feed_the_report_but_no_claim(payload: dict, tmp_path: Path) -> None:
+    from yolotut.reproduce import claims, report
+    from yolotut.reproduce.results import write_results
+
+    payload["models"] = {r["model"]: {"quantization": r["quantization"]} for r in payload["rows"]}
+    records = living_engines.result_records(payload, arch="yolov5s")
+    speeds = [r for r in records if "items_per_sec" in r]
+    assert len(speeds) == 7 + 7  # both batch sizes of every row but the skipped DeepSparse one
+    nncf = next(r for r in speeds if r["id"] == "09-dense-nncf-int8-openvino-b1")
+    assert (nncf["arch"], nncf["variant"], nncf["precision"], nncf["items_per_sec"]) == ("yolov5s", "living-dense-nncf-int8", "int8", 100)
+    assert next(r for r in records if r["id"] == "09-author-qat-int8-deepsparse-map")["arch"] == "yolov5n"
+    write_results(tmp_path, "09_living_engines", {"profile": "quick", "measurements": records})
+    measured = claims.load_measurements(tmp_path)
+    assert {m.variant for m in measured} == {f"living-{key}" for key in payload["models"]}
+    assert {m.metric for m in measured} == {"items_per_sec", "map50", "map50_95"}
+    engines = {row["engine"] for row in report.engine_rows(report.load_records(tmp_path), batch_size=1)}
+    assert engines == {"deepsparse", "onnxruntime", "openvino"}

@@ -148,6 +148,9 @@ def measure_speed(
         if isinstance(built, str):
             out[setup.label] = {"batch_size": batch_size, "skipped": built}
         else:
+            # One run now: engines start their worker threads on the first inference, and
+            # only threads that exist when a measurement starts get its real-time priority.
+            built.infer(built.dummy_input())
             engines[setup.label] = built
     labels = list(engines)
     speeds: dict[str, list[float]] = {label: [] for label in labels}
@@ -244,13 +247,45 @@ def run_study(models: Mapping[str, StudyModel], settings: StudySettings, progres
 # --- reading the payload ----------------------------------------------------------------------
 
 
+def result_records(payload: Mapping[str, Any], arch: str) -> list[dict[str, Any]]:
+    """The study as result records for ``<results>/NN_name.json``: one per setup and batch size
+    (items/s) and one per setup (mAP), so that the report's engine charts include it.
+
+    Variants are ``living-<model key>``, which no published claim names: the study's figures
+    inform the charts and tables, the claims keep their own notebooks' measurements.
+    """
+    records = []
+    for row in payload["rows"]:
+        model = payload["models"][row["model"]]
+        tags = {
+            "arch": "yolov5n" if row["model"].startswith("author") else arch,
+            "variant": f"living-{row['model']}", "engine": row["engine"], "dataset": "pistols",
+            "precision": "fp32" if model["quantization"] == "fp32" else "int8",
+            "label": f"{row['network']}: {QUANTIZATIONS.get(model['quantization'], model['quantization'])}",
+        }
+        hint = row["options"].get("precision_hint")
+        suffix = f"-{hint}" if hint and hint != "f32" else ""
+        for batch, speed in row["speed"].items():
+            if speed.get("items_per_sec_median") is None:
+                continue
+            info = speed.get("engine_info", {})
+            records.append({**tags, "id": f"09-{row['model']}-{row['engine']}{suffix}-b{batch}", "batch_size": int(batch),
+                            "items_per_sec": speed["items_per_sec_median"], "cores": info.get("cores"),
+                            "imgsz": info.get("imgsz"), "measurement": "engine-only", "engine_info": info})
+        if row.get("map50") is not None:
+            records.append({**tags, "id": f"09-{row['model']}-{row['engine']}{suffix}-map", "map50": row["map50"],
+                            "map50_95": row["map50_95"], "val_images": row.get("images")})
+    return records
+
+
 def _speed(row: Mapping[str, Any], batch: int) -> Mapping[str, Any]:
     return row.get("speed", {}).get(str(batch), {})
 
 
 def _kernels_note(info: Mapping[str, Any]) -> str:
     if "int8_compute_fraction" in info:
-        return f"INT8 convs {info['int8_compute_fraction']:.0%}, {info.get('precision_hint')}, {info.get('num_streams')} stream(s)"
+        return (f"OpenVINO: {info['int8_compute_fraction']:.0%} of convs INT8, precision hint {info.get('precision_hint')}, "
+                f"{info.get('num_streams')} stream(s)")
     if "fraction_of_supported_ops" in info:
         return f"DeepSparse ops {info['fraction_of_supported_ops']:.0%}"
     return ""
