@@ -117,6 +117,7 @@ class OpenVinoEngine(Engine):
         performance_hint: str = "LATENCY",
         num_streams: int | None = None,
         pinning: bool | None = None,
+        profile: bool = False,
     ) -> None:
         reason = openvino_unavailable_reason()
         if reason:
@@ -145,6 +146,8 @@ class OpenVinoEngine(Engine):
             config["NUM_STREAMS"] = int(num_streams)
         if pinning is not None:
             config["ENABLE_CPU_PINNING"] = bool(pinning)
+        if profile:  # per-layer timings for layer_times(); costs a little on every run
+            config["PERF_COUNT"] = True
         try:
             self.compiled = core.compile_model(model, "CPU", config)
         except RuntimeError as exc:
@@ -183,6 +186,20 @@ class OpenVinoEngine(Engine):
             self._kernels = dict(sorted(counts.items()))
         return self._kernels
 
+    def layer_times(self, runs: int = 20) -> dict[str, float]:
+        """Milliseconds per run spent in each ``layer type / kernel / precision``, largest first
+        (the plugin's own counters over ``runs`` runs of a random batch; needs ``profile=True``)."""
+        if not self.config.get("PERF_COUNT"):
+            raise ValueError("layer_times() needs the engine built with profile=True (OpenVINO's PERF_COUNT)")
+        batch = self.dummy_input()
+        totals: Counter[str] = Counter()
+        for _ in range(runs):
+            self.request.infer({0: batch})
+            for layer in self.request.profiling_info:
+                if layer.real_time.total_seconds() > 0:
+                    totals[f"{layer.node_type} / {layer.exec_type}"] += layer.real_time.total_seconds() * 1000 / runs
+        return {key: round(ms, 3) for key, ms in totals.most_common()}
+
     def int8_compute_fraction(self) -> float:
         """Share of the compute layers that run an integer kernel (``i8``/``u8`` runtime precision)."""
         kernels = self.kernels()
@@ -208,7 +225,7 @@ class OpenVinoEngine(Engine):
 
 def openvino_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """``options`` checked against :class:`OpenVinoEngine`'s settings (a clear error for any other key)."""
-    allowed = {"precision_hint", "performance_hint", "num_streams", "pinning"}
+    allowed = {"precision_hint", "performance_hint", "num_streams", "pinning", "profile"}
     options = dict(options or {})
     unknown = sorted(set(options) - allowed)
     if unknown:

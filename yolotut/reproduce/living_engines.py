@@ -67,11 +67,15 @@ class Setup:
     model: str  # StudyModel.key
     engine: str
     options: tuple[tuple[str, Any], ...] = ()
+    cores: int | None = None  # None: the study's setting
 
     @property
     def label(self) -> str:
         hint = dict(self.options).get("precision_hint")
-        return f"{self.model} · {self.engine}" + (f" ({hint})" if hint and hint != "f32" else "")
+        others = ", ".join(f"{k}={v}" for k, v in self.options if k != "precision_hint")
+        label = f"{self.model} · {self.engine}" + (f" ({hint})" if hint and hint != "f32" else "")
+        label += f" [{others}]" if others else ""
+        return label + (f" · {self.cores} core(s)" if self.cores else "")
 
 
 def study_models(
@@ -118,10 +122,12 @@ def _build(setup: Setup, models: Mapping[str, StudyModel], batch_size: int, core
     """The engine of ``setup`` at ``batch_size``, or the reason it cannot run (a string)."""
     model = models[setup.model]
     try:
-        engine = create_engine(model.path, setup.engine, batch_size=batch_size, cores=cores,
+        engine = create_engine(model.path, setup.engine, batch_size=batch_size, cores=setup.cores or cores,
                                names=list(model.names) if model.names else None, options=dict(setup.options) or None)
     except (EngineUnavailableError, ValueError) as exc:
         return str(exc)
+    except ImportError as exc:  # e.g. a separate environment holding only OpenVINO
+        return f"{setup.engine} is not installed here ({exc})"
     supported = engine.info().get("fraction_of_supported_ops")
     if setup.engine == "deepsparse" and supported is not None and supported < 1.0:
         return (f"DeepSparse compiles {supported:.0%} of this graph and would run the rest in its bundled "
