@@ -73,3 +73,18 @@ def qdq_weight_conv_onnx(tmp_path: Path):
         return path
 
     return build
+
+
+@pytest.fixture(scope="session")
+def coco_yolov5n_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The official COCO yolov5n (80 classes) exported fp32 at 192 px: small, real weights, ~20 s."""
+    root = find_mirror()
+    weights = root / "companion" / "yolov5-train" / "yolov5n.pt" if root else None
+    if weights is None or not weights.exists():
+        pytest.skip("offline asset mirror not found (set YOLOTUT_MIRROR to a copy of shared/mirror)")
+    from yolotut.inference.export import export_onnx
+    from yolotut.models.checkpoint import load_model
+
+    path = tmp_path_factory.mktemp("coco_yolov5n") / "yolov5n-192.onnx"
+    export_onnx(load_model(weights), path, imgsz=192)
+    return path

@@ -168,6 +168,10 @@ def test_every_notebook_ran(quick_run) -> None:
                                                             ("sparsity", None), ("fps", None)]),
         ("07_yolov5n_hardswish", "pruned-quantized-hardswish", [("items_per_sec", "deepsparse"), ("map50", None),
                                                                 ("sparsity", None), ("fps", None), ("fps_peak", None)]),
+        ("09_living_engines", "living-dense-fp32", [("items_per_sec", "openvino"), ("items_per_sec", "onnxruntime"),
+                                                    ("items_per_sec", "deepsparse"), ("map50", None)]),
+        ("09_living_engines", "living-dense-nncf-int8", [("items_per_sec", "openvino"), ("map50", None)]),
+        ("09_living_engines", "living-dense-ort-int8", [("items_per_sec", "onnxruntime"), ("items_per_sec", "openvino")]),
     ],
 )
 def test_notebook_results(quick_run, name: str, variant: str, needs: list[tuple[str, str | None]]) -> None:

@@ -84,22 +84,36 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 
 def _default_engine(model: str, engine: str | None) -> str:
-    # .pt checkpoints only run on torch; for ONNX the project's engine is DeepSparse.
+    # .pt checkpoints only run on torch and IR only on OpenVINO; for ONNX the project's engine is DeepSparse.
     if engine:
         return engine
     from yolotut.inference.engines import resolve_model_path
 
-    return "pytorch" if resolve_model_path(model).suffix.lower() == ".pt" else "deepsparse"
+    suffix = resolve_model_path(model).suffix.lower()
+    return {".pt": "pytorch", ".xml": "openvino"}.get(suffix, "deepsparse")
+
+
+def _engine_options(args: argparse.Namespace, engine: str) -> dict[str, Any] | None:
+    """The openvino engine's settings given on the command line (an error for other engines)."""
+    options = {key: value for key, value in (("precision_hint", args.precision_hint), ("num_streams", args.streams))
+               if value is not None}
+    if options and engine != "openvino":
+        raise ValueError(f"--precision-hint and --streams are openvino settings; drop them or use --engine openvino (not {engine})")
+    return options or None
 
 
 def _add_engine_args(p: argparse.ArgumentParser, batch: bool = True) -> None:
-    p.add_argument("model", help=".pt (torch) or .onnx (onnxruntime/deepsparse) file, or an asset name such as blog-yolov5n-pq-hardswish")
-    p.add_argument("--engine", choices=ENGINES, help="default: pytorch for .pt, deepsparse for .onnx")
+    p.add_argument("model", help=".pt (torch), .onnx (onnxruntime/deepsparse/openvino) or OpenVINO IR .xml (openvino) file, "
+                   "or an asset name such as blog-yolov5n-pq-hardswish")
+    p.add_argument("--engine", choices=ENGINES, help="default: pytorch for .pt, openvino for .xml, deepsparse for .onnx")
     if batch:
         p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--cores", type=int, default=None, help="cores / threads the engine may use (default: all)")
     p.add_argument("--imgsz", type=int, default=None, help="input size for models whose ONNX input is dynamic (default: from the model, 640 for .pt)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="torch engine only")
+    p.add_argument("--precision-hint", choices=["f32", "bf16", "f16", "default"],
+                   help="openvino only: INFERENCE_PRECISION_HINT (default f32; 'default': the plugin's own, bf16 on CPUs with AVX-512 BF16)")
+    p.add_argument("--streams", type=int, help="openvino only: NUM_STREAMS (default: what the LATENCY hint picks, 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
 
 
@@ -122,6 +136,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     result = benchmark.run_benchmark(
         args.model, engine, batch_size=args.batch_size, cores=args.cores, imgsz=args.imgsz,
         warmup=args.warmup, iterations=args.iterations, device=args.device, progress=not args.json,
+        options=_engine_options(args, engine),
     )
     if args.out or args.csv:
         benchmark.save_results([result], args.out or Path(args.csv).with_suffix(".json"), args.csv)
@@ -160,9 +175,10 @@ def _cmd_video(args: argparse.Namespace) -> int:
         from yolotut.training.data import load_dataset_config
 
         names = load_dataset_config(args.data).names
+    engine_name = _default_engine(args.model, args.engine)
     engine = create_engine(
-        args.model, _default_engine(args.model, args.engine), batch_size=1, cores=args.cores,
-        imgsz=args.imgsz, device=args.device, names=names,
+        args.model, engine_name, batch_size=1, cores=args.cores,
+        imgsz=args.imgsz, device=args.device, names=names, options=_engine_options(args, engine_name),
     )
     source = args.source or assets.fetch("demo-video")
     result = run_video(
@@ -203,9 +219,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from yolotut.training.data import load_dataset_config
 
     cfg = load_dataset_config(args.data)
+    engine_name = _default_engine(args.model, args.engine)
     engine = create_engine(
-        args.model, _default_engine(args.model, args.engine), batch_size=args.batch_size, cores=args.cores,
-        imgsz=args.imgsz, device=args.device, names=None,
+        args.model, engine_name, batch_size=args.batch_size, cores=args.cores,
+        imgsz=args.imgsz, device=args.device, names=None, options=_engine_options(args, engine_name),
     )
     result = evaluate(
         engine, cfg, split=args.split, conf_thres=args.conf_thres, iou_thres=args.iou_thres,

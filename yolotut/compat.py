@@ -1,4 +1,5 @@
-"""Compatibility layer: SparseML 1.8 on torch 2.13, and Neural Magic analytics off.
+"""Compatibility layer: SparseML 1.8 on torch 2.13, ONNX Runtime's quantization tool on onnx 1.14,
+and Neural Magic analytics off.
 
 SparseML/DeepSparse/SparseZoo 1.8.0 are the last working releases (1.9.0 are empty
 end-of-life stubs) and predate torch 2.13. Pruning works unchanged; quantization-aware
@@ -93,6 +94,27 @@ def _patch_onnx_export_default() -> None:
 
     export._yolotut_patched = True  # type: ignore[attr-defined]
     torch.onnx.export = export
+
+
+# onnx 1.16's element-type numbers for the 4-bit types (onnx/onnx.proto: UINT4 = 21, INT4 = 22).
+_ONNX_4BIT_TYPES = {"UINT4": 21, "INT4": 22}
+
+
+def apply_onnxruntime_quantization_compat() -> list[str]:
+    """Let ``onnxruntime.quantization`` (1.26) import beside onnx 1.14.1; return the names added.
+
+    Its modules build type tables at import time from ``onnx.TensorProto.INT4`` and
+    ``UINT4``, which onnx added in 1.16, and onnx stays at 1.14.1 for SparseML. The two
+    names get onnx 1.16's numbers; they are only looked up, never written into a model
+    unless 4-bit quantization is asked for, which onnx 1.14 cannot store anyway. 8-bit
+    QDQ quantization is unaffected (``tests/test_quantize.py`` checks the graphs it writes).
+    """
+    import onnx
+
+    added = [name for name in _ONNX_4BIT_TYPES if not hasattr(onnx.TensorProto, name)]
+    for name in added:
+        setattr(onnx.TensorProto, name, _ONNX_4BIT_TYPES[name])
+    return added
 
 
 def apply_sparseml_compat() -> list[str]:

@@ -35,6 +35,8 @@ PACKAGES = {
     "deepsparse": "deepsparse",
     "sparseml": "sparseml",
     "sparsezoo": "sparsezoo",
+    "openvino": "openvino",
+    "nncf": "nncf",
     "numpy": "numpy",
     "opencv": "opencv-python-headless",
 }
@@ -48,6 +50,8 @@ def parse_cpuinfo(text: str) -> dict[str, Any]:
     Only the first processor block is read: all cores of a machine share one model.
     ``avx512_vnni`` also accepts the ``avx512vnni`` spelling some kernels/tools use;
     ``amx`` is true if any AMX flag (``amx_tile``, ``amx_int8``, ``amx_bf16``) is set.
+    ``avx512_bf16`` decides OpenVINO's default inference precision (bf16 with it, f32
+    without); ``avx_vnni`` is the 256-bit VNNI of AVX2-class cores (Alder Lake, Zen 5).
     """
     model: str | None = None
     flags: set[str] = set()
@@ -70,6 +74,8 @@ def parse_cpuinfo(text: str) -> dict[str, Any]:
         "avx512f": "avx512f" in flags,
         "avx512_vnni": bool({"avx512_vnni", "avx512vnni"} & flags),
         "amx": any(f.startswith("amx") for f in flags),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "avx_vnni": "avx_vnni" in flags,
     }
 
 
@@ -82,7 +88,7 @@ def _cores_available() -> int:
 
 
 def cpu_fingerprint() -> dict[str, Any]:
-    """CPU model, logical/physical/available cores and the AVX2/AVX-512/VNNI/AMX flags."""
+    """CPU model, logical/physical/available cores and the AVX2/AVX-512/VNNI/BF16/AMX flags."""
     try:
         info = parse_cpuinfo(CPUINFO.read_text())
     except OSError:  # not Linux

@@ -272,13 +272,17 @@ def run_benchmark(
     iterations: int = ITERATIONS,
     device: str = "cpu",
     progress: bool = True,
+    options: dict[str, Any] | None = None,
 ) -> BenchmarkResult:
-    """Build the engine and benchmark it; a setup this machine cannot run comes back skipped."""
+    """Build the engine and benchmark it; a setup this machine cannot run comes back skipped.
+
+    ``options``: the openvino engine's settings (see :func:`~yolotut.inference.engines.create_engine`).
+    """
     available = hardware.cpu_fingerprint()["cores_available"]
     if cores is not None and cores > available and device == "cpu":
         return skipped_result(model, engine, batch_size, cores, f"{cores} cores asked for, {available} available to this process")
     try:
-        eng = create_engine(model, engine, batch_size=batch_size, cores=cores, imgsz=imgsz, device=device)
+        eng = create_engine(model, engine, batch_size=batch_size, cores=cores, imgsz=imgsz, device=device, options=options)
     except EngineUnavailableError as exc:
         return skipped_result(model, engine, batch_size, cores, str(exc))
     return benchmark_engine(eng, warmup=warmup, iterations=iterations, progress=progress)

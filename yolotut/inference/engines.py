@@ -1,4 +1,6 @@
-"""PyTorch, ONNX Runtime and DeepSparse behind one :class:`Engine` interface.
+"""PyTorch, ONNX Runtime, DeepSparse and OpenVINO behind one :class:`Engine` interface.
+
+OpenVINO's engine lives in :mod:`yolotut.inference.openvino_engine`.
 
 Every engine shares the same pre- and post-processing, so that a speed or accuracy
 difference between two engines comes from the engine and nothing else:
@@ -21,7 +23,7 @@ import abc
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,9 +34,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 # The one engine vocabulary: results, claims, the report, plots and the CLI all use these names.
-ENGINES = ("pytorch", "onnxruntime", "deepsparse")
+ENGINES = ("pytorch", "onnxruntime", "deepsparse", "openvino")
 # Spellings found in result files written by hand or by older versions of yolotut.
-_ENGINE_ALIASES = {"torch": "pytorch", "ort": "onnxruntime", "onnx runtime": "onnxruntime", "onnx-runtime": "onnxruntime"}
+_ENGINE_ALIASES = {"torch": "pytorch", "ort": "onnxruntime", "onnx runtime": "onnxruntime", "onnx-runtime": "onnxruntime",
+                   "ov": "openvino"}
 
 
 def canonical_engine_name(name: str) -> str:
@@ -593,16 +596,22 @@ def create_engine(
     imgsz: int | None = None,
     device: str = "cpu",
     names: Sequence[str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Engine:
-    """Build an engine for a ``.pt`` (pytorch) or ``.onnx`` (onnxruntime / deepsparse) model.
+    """Build an engine for a ``.pt`` (pytorch), ``.onnx`` (onnxruntime / deepsparse / openvino)
+    or OpenVINO IR ``.xml`` (openvino) model.
 
-    ``cores`` is torch's thread count, ONNX Runtime's ``intra_op_num_threads`` or
-    DeepSparse's ``num_cores``; ``None`` leaves each engine's default (all cores).
+    ``cores`` is torch's thread count, ONNX Runtime's ``intra_op_num_threads``,
+    DeepSparse's ``num_cores`` or OpenVINO's ``INFERENCE_NUM_THREADS``; ``None`` means all
+    cores this process may use. ``options`` are the openvino engine's settings
+    (``precision_hint``, ``performance_hint``, ``num_streams``, ``pinning``).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if cores is not None and cores < 1:
         raise ValueError(f"cores must be >= 1, got {cores}")
+    if options and engine != "openvino":
+        raise ValueError(f"engine options {sorted(options)} are for the openvino engine, not {engine!r}")
     if not isinstance(model, (str, Path)):
         if engine != "pytorch":
             raise ValueError(f"an in-memory torch model runs only on the pytorch engine, not {engine!r}; export it to ONNX first")
@@ -614,10 +623,14 @@ def create_engine(
         if suffix != ".pt":
             raise ValueError(f"the pytorch engine runs .pt checkpoints; {path} is {suffix or 'not'} a .pt file (use --engine onnxruntime or deepsparse for .onnx)")
         return TorchEngine(path, batch_size, imgsz or 640, device=device, threads=cores, names=names)
-    if suffix != ".onnx":
+    if suffix != ".onnx" and not (engine == "openvino" and suffix == ".xml"):
         raise ValueError(f"the {engine} engine runs .onnx files; export {path} first (`yolotut export`)")
     if device not in ("cpu", "auto"):
         raise ValueError(f"the {engine} engine runs on the CPU only; device={device!r} is for --engine pytorch")
     if engine == "onnxruntime":
         return OnnxRuntimeEngine(path, batch_size, threads=cores, imgsz=imgsz, names=names)
+    if engine == "openvino":
+        from yolotut.inference.openvino_engine import OpenVinoEngine, openvino_options
+
+        return OpenVinoEngine(path, batch_size, threads=cores, imgsz=imgsz, names=names, **openvino_options(options))
     return DeepSparseEngine(path, batch_size, num_cores=cores, imgsz=imgsz, names=names)

@@ -253,6 +253,31 @@ def accuracy_budget_table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     )
 
 
+# --- after end of life: engines x quantization paths (benchmarks/living_engines.py, notebook 09) ---
+
+
+def add_living_engines(benchmarks_dir: str | Path, sections: list, figures: dict[str, Any]) -> None:
+    """Append the newest ``living_engines.json`` below ``benchmarks_dir``: the engine x quantization
+    table (with versions and CPU flags in its title), the recommendations, and the chart."""
+    from yolotut.reproduce import living_engines
+
+    runs = find_results(benchmarks_dir, living_engines.RESULTS_NAME)
+    if not runs:
+        return
+    path, payload = max(runs, key=lambda run: run[1].get("written", ""))
+    cpu, versions = payload["hardware"], payload["versions"]
+    flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx") if cpu.get(f)) or "none of interest"
+    engines = ", ".join(f"{k} {versions.get(k)}" for k in ("openvino", "nncf", "onnxruntime", "deepsparse", "sparseml"))
+    title = (f"After end of life: engines x quantization ({path.relative_to(benchmarks_dir)}; {engines}; "
+             f"{cpu.get('cpu_model')}, {cpu.get('cores_available')} cores, flags: {flags}; "
+             f"{payload['settings']['rounds']} interleaved rounds)")
+    sections.append((title, living_engines.markdown_cells(payload)))
+    advice = living_engines.recommendations(payload)
+    if advice:
+        sections.append(("What to use now (from the table above)", _table(["use case", "recommendation"], advice.items())))
+    figures["Engines x quantization: speed vs mAP"] = living_engines.figure(payload)
+
+
 # --- tables ----------------------------------------------------------------------------------
 
 
@@ -373,6 +398,7 @@ def build_report(
     budget = accuracy_budget_rows(benchmarks_dir)
     if budget:
         sections.append(("Accuracy at equal training budget (benchmarks/accuracy_budget.py)", accuracy_budget_table(budget)))
+    add_living_engines(benchmarks_dir, sections, figures)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     md = [f"# Reproduction report\n\n{intro}\n\n{caveat}\n", "## Published claims vs our measurements\n",

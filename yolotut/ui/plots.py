@@ -30,6 +30,7 @@ ENGINE_COLORS: dict[str, str] = {
     "pytorch": "#ee4c2c",
     "onnxruntime": "#7f7f7f",
     "deepsparse": "#6f42c1",
+    "openvino": "#0068b5",
 }
 _UNIT_TITLES = {"x": "speed-up / size ratio (x)", "points": "mAP@0.5 change (points)"}
 

@@ -93,7 +93,7 @@ class EngineComparison:
         self.variant = widgets.Dropdown(options=list(self.models), description="model", style=style,
                                         layout=widgets.Layout(width="520px"))
         self.engines = widgets.SelectMultiple(options=list(ENGINES), value=tuple(e for e in default_engines if e in ENGINES),
-                                              description="engines", rows=3, style=style)
+                                              description="engines", rows=len(ENGINES), style=style)
         self.cores = widgets.IntSlider(value=available, min=1, max=available, description="cores", style=style)
         self.batch_size = widgets.Dropdown(options=list(BATCH_SIZES), value=1, description="batch size", style=style)
         self.imgsz = widgets.Dropdown(options=list(IMAGE_SIZES), value=416, description="image size", style=style)
