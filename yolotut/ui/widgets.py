@@ -47,6 +47,8 @@ DOM_CLASSES = {
     "run": "yolotut-run", "clear": "yolotut-clear", "progress": "yolotut-progress", "status": "yolotut-status",
     "chart": "yolotut-chart", "table": "yolotut-table",
 }
+CHART_HEIGHT = 440  # pixels, plus one legend line per run
+LEGEND_LINE_HEIGHT = 22
 # Bar patterns tell runs apart; colour tells engines apart (as in the report's charts).
 RUN_PATTERNS = ("", "/", "x", ".", "\\", "+", "-", "|")
 
@@ -140,10 +142,14 @@ class EngineComparison:
 
         if live_figure is None:
             live_figure = importlib.util.find_spec("anywidget") is not None
+        # The legend (one line per run, long names) goes under the bars, so that it takes
+        # height as runs accumulate (see _redraw) instead of the bars' width.
         layout = dict(
             title="Engine-only throughput (items/sec, higher is better)", barmode="group",
-            yaxis_title="items / sec", xaxis_title="engine", template="plotly_white", height=420,
-            legend_title="run: model · batch · cores · size",
+            yaxis_title="items / sec", template="plotly_white", height=CHART_HEIGHT, width=760,
+            showlegend=True,  # names the run even when there is one
+            legend={"title": {"text": "run: model · batch · cores · size", "side": "top"}, "orientation": "h",
+                    "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0},
         )
         if live_figure:
             self.figure: go.Figure = go.FigureWidget(layout=layout)
@@ -274,15 +280,18 @@ class EngineComparison:
 
     def _redraw(self) -> None:
         bars = self._bars()
+        height = CHART_HEIGHT + LEGEND_LINE_HEIGHT * len(bars)
         if isinstance(self.figure, go.FigureWidget):
             with self.figure.batch_update():
                 self.figure.data = ()
                 for bar in bars:
                     self.figure.add_trace(bar)
+                self.figure.layout.height = height
         else:
             self.figure.data = ()
             for bar in bars:
                 self.figure.add_trace(bar)
+            self.figure.layout.height = height
             self._plot.clear_output(wait=True)
             with self._plot:
                 from IPython.display import display
