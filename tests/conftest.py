@@ -39,6 +39,20 @@ def mirror(monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory):
+    """Every notebook run once (quick profile) into a temporary output folder:
+    ``(ReproduceSummary, output folder)``. The notebook tests check what it wrote; the
+    browser test opens its executed copies."""
+    from yolotut.reproduce import runner
+
+    if not (Path(os.environ.get("YOLOTUT_MIRROR", "")) / "companion").is_dir():
+        pytest.skip("offline asset mirror not found (set YOLOTUT_MIRROR)")
+    out = tmp_path_factory.mktemp("reproduce")
+    summary = runner.reproduce("quick", output_dir=out, progress=False)
+    return summary, out
+
+
 @pytest.fixture
 def qdq_weight_conv_onnx(tmp_path: Path):
     """Factory: an ONNX graph with one float Conv whose weight passes through

@@ -108,13 +108,7 @@ def test_binder_environment_pins_the_lock() -> None:
 # --- the quick-profile run -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[runner.ReproduceSummary, Path]:
-    if not (Path(__import__("os").environ.get("YOLOTUT_MIRROR", "")) / "companion").is_dir():
-        pytest.skip("offline asset mirror not found (set YOLOTUT_MIRROR)")
-    out = tmp_path_factory.mktemp("reproduce")
-    summary = runner.reproduce("quick", output_dir=out, progress=False)
-    return summary, out
+# The run itself is the session fixture ``quick_run`` (conftest.py): the browser test reuses it.
 
 
 def _results(out: Path, name: str) -> dict[str, Any]:

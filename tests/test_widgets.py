@@ -11,6 +11,7 @@ import pytest
 from yolotut.reproduce import results as store
 from yolotut.ui.widgets import (
     AUTHOR_MODELS,
+    DOM_CLASSES,
     EngineComparison,
     ModelChoice,
     annotated_frames,
@@ -51,7 +52,7 @@ def test_click_run_benchmarks_each_engine_and_draws_bars(mirror: Path, tiny_chec
     torch_result = widget.results[0][1]
     assert torch_result.skipped and "no PyTorch checkpoint" in torch_result.skipped
     bars = _bars(widget.figure)
-    assert list(bars) == [f"author · b1 · {widget.cores.value}c · 416px"]
+    assert list(bars) == [f"run 1: author · b1 · {widget.cores.value}c · 416px"]
     (series,) = bars.values()
     assert list(series) == ["onnxruntime"] and series["onnxruntime"] > 0
     assert widget.progress.value == widget.progress.max == 2
@@ -67,11 +68,12 @@ def test_click_run_benchmarks_each_engine_and_draws_bars(mirror: Path, tiny_chec
     assert new[0].engine == "pytorch" and not new[0].skipped and new[0].imgsz == 320 and new[0].cores == 1
     assert new[1].skipped == "no ONNX file for this model"
     bars = _bars(widget.figure)
-    assert len(bars) == 2 and any(name.startswith("tiny · b1 · 1c · 320px") for name in bars)
+    first, second = bars
+    assert first.startswith("run 1: author") and second == "run 2: tiny · b1 · 1c · 320px"
 
     rows = widget.table_rows()
-    assert [(r["model"], r["engine"]) for r in rows] == [
-        ("author", "pytorch"), ("author", "onnxruntime"), ("tiny", "pytorch"), ("tiny", "deepsparse")]
+    assert [(r["run"], r["model"], r["engine"]) for r in rows] == [
+        (1, "author", "pytorch"), (1, "author", "onnxruntime"), (2, "tiny", "pytorch"), (2, "tiny", "deepsparse")]
     assert rows[1]["items/sec"] > 0 and rows[0]["items/sec"] is None and rows[0]["skipped"]
     html = widget.table_html()
     assert "<table" in html and "onnxruntime" in html and "None" not in html
@@ -113,8 +115,11 @@ def test_widget_layout_holds_every_control(tiny_checkpoint: Path) -> None:
         tree.append(node)
         stack.extend(getattr(node, "children", ()))
     for control in (widget.variant, widget.engines, widget.cores, widget.batch_size, widget.imgsz, widget.button,
-                    widget.progress, widget.table):
+                    widget.clear_button, widget.progress, widget.table):
         assert control in tree
+    # each part carries its CSS class, once: the browser test finds them by these
+    classes = [c for node in tree for c in getattr(node, "_dom_classes", ()) if c.startswith("yolotut-")]
+    assert sorted(classes) == sorted(DOM_CLASSES.values())
 
 
 def test_annotated_frames_from_the_demo_video(mirror: Path) -> None:
@@ -123,8 +128,73 @@ def test_annotated_frames_from_the_demo_video(mirror: Path) -> None:
 
     engine = create_engine("blog-yolov5n-pq-hardswish", "onnxruntime", batch_size=1)
     frames = annotated_frames(engine, assets.fetch("demo-video"), count=2)
-    assert [i for i, _, _ in frames][0] == 0 and len(frames) == 2
-    index, image, n = frames[-1]
+    assert frames[0][0] == 0 and len(frames) == 2
+    _, image, n = frames[-1]
     assert image.dtype == np.uint8 and image.ndim == 3 and n >= 0
     html = frames_html(frames, width=100, title="t")
     assert html.count("<img src=\"data:image/jpeg;base64,") == 2 and "frame 0" in html
+
+
+def _fake_benchmarks(widget: EngineComparison, speeds: list[float]) -> None:
+    """Replace the measurement with made-up results, one speed per call, in order."""
+    from yolotut.inference.benchmark import BenchmarkResult
+
+    remaining = iter(speeds)
+
+    def measure(choice: ModelChoice, engine: str) -> BenchmarkResult:
+        speed = next(remaining)
+        return BenchmarkResult(model=str(choice.onnx), engine=engine, batch_size=int(widget.batch_size.value),
+                               cores=int(widget.cores.value), imgsz=416, warmup=1, iterations=2,
+                               items_per_sec=speed, latency_ms_mean=1000 / speed, latency_ms_p90=1000 / speed)
+
+    widget._benchmark = measure  # type: ignore[method-assign]
+
+
+def _drawn_heights(figure: go.Figure) -> list[tuple[str, str, float, float]]:
+    """(trace, x, base, top) of every bar as plotly.js draws it: bars of one trace at the same x
+    are stacked on each other, whatever the barmode."""
+    drawn = []
+    for trace in figure.data:
+        tops: dict[str, float] = {}
+        for x, y in zip(trace.x, trace.y):
+            base = tops.get(x, 0.0)
+            tops[x] = base + y
+            drawn.append((trace.name, x, base, tops[x]))
+    return drawn
+
+
+@pytest.mark.parametrize("live_figure", [False, True])
+def test_a_second_run_with_the_same_settings_is_drawn_beside_the_first_not_on_top(live_figure: bool) -> None:
+    widget = EngineComparison({"model": ModelChoice("m.onnx", None, "yolov5n", "dense")}, live_figure=live_figure)
+    _fake_benchmarks(widget, [25.6, 76.9, 26.1, 75.0, 24.0])
+    widget.engines.value = ("onnxruntime", "deepsparse")
+    widget.button.click()
+    widget.button.click()  # the same settings again: what a second click after "Run All" does
+    widget.engines.value = ("onnxruntime",)
+    widget.button.click()
+
+    drawn = _drawn_heights(widget.figure)
+    assert all(base == 0.0 for _, _, base, _ in drawn), f"bars stacked on other bars: {drawn}"
+    rows = widget.table_rows()
+    assert sorted(top for _, _, _, top in drawn) == sorted(r["items/sec"] for r in rows)
+    assert [(r["run"], r["engine"], r["items/sec"]) for r in rows] == [
+        (1, "onnxruntime", 25.6), (1, "deepsparse", 76.9), (2, "onnxruntime", 26.1), (2, "deepsparse", 75.0),
+        (3, "onnxruntime", 24.0)]
+    names = [trace.name for trace in widget.figure.data]
+    assert len(names) == 3 and len(set(names)) == 3 and all(name.startswith(f"run {i}") for i, name in
+                                                            enumerate(names, start=1))
+    assert [list(trace.text) for trace in widget.figure.data] == [["25.6", "76.9"], ["26.1", "75.0"], ["24.0"]]
+    assert widget.figure.layout.barmode == "group"
+
+
+def test_clear_forgets_the_runs() -> None:
+    widget = EngineComparison({"model": ModelChoice("m.onnx")}, live_figure=True)
+    _fake_benchmarks(widget, [10.0, 20.0, 30.0])
+    widget.engines.value = ("onnxruntime", "deepsparse")
+    widget.button.click()
+    widget.clear_button.click()
+    assert widget.figure.data == () and widget.table_rows() == [] and widget.table.value == ""
+    widget.engines.value = ("deepsparse",)
+    widget.button.click()
+    assert [(r["run"], r["engine"], r["items/sec"]) for r in widget.table_rows()] == [(1, "deepsparse", 30.0)]
+    assert [trace.name.split(":")[0] for trace in widget.figure.data] == ["run 1"]

@@ -3,10 +3,12 @@
 :class:`EngineComparison` shows controls for the model variant (the models the
 notebooks produced, from the manifest, plus the blog author's two ONNX models), the
 engines, cores, batch size and image size, and a Run button. Each run benchmarks
-every chosen engine (:func:`yolotut.inference.benchmark.benchmark_engine`) and adds its bars to
-the chart and its rows to the table. The callbacks are plain methods
-(:meth:`EngineComparison.run`), so tests drive the widget headlessly, and
-``widget.button.click()`` does what a click in JupyterLab does.
+every chosen engine (:func:`yolotut.inference.benchmark.benchmark_engine`) and becomes one
+numbered series of the chart ("run 3: ..."), drawn beside the earlier runs (grouped bars,
+one per engine, never stacked on them), and rows of the table with the same run number;
+Clear forgets them. The callbacks are plain methods (:meth:`EngineComparison.run`), so
+tests drive the widget headlessly, and ``widget.button.click()`` does what a click in
+JupyterLab does. Every part carries a CSS class (``DOM_CLASSES``) for browser tests.
 
 The chart is a live ``plotly.graph_objects.FigureWidget`` when ``anywidget`` is
 installed (plotly >= 6 needs it); otherwise a ``go.Figure`` redrawn in an
@@ -18,7 +20,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,18 @@ AUTHOR_MODELS = {
     "blog author: yolov5n pruned-quantized hardswish (int8)": ("blog-yolov5n-pq-hardswish", "pruned-quantized-hardswish"),
     "blog author: yolov5n pruned-quantized silu (int8)": ("blog-yolov5n-pq-silu", "pruned-quantized"),
 }
+
+# CSS classes of the widget's parts in the page (stable selectors for browser tests).
+DOM_CLASSES = {
+    "widget": "yolotut-engine-comparison", "model": "yolotut-model", "engines": "yolotut-engines",
+    "cores": "yolotut-cores", "batch_size": "yolotut-batch-size", "imgsz": "yolotut-imgsz",
+    "run": "yolotut-run", "clear": "yolotut-clear", "progress": "yolotut-progress", "status": "yolotut-status",
+    "chart": "yolotut-chart", "table": "yolotut-table",
+}
+CHART_HEIGHT = 440  # pixels, plus one legend line per run
+LEGEND_LINE_HEIGHT = 22
+# Bar patterns tell runs apart; colour tells engines apart (as in the report's charts).
+RUN_PATTERNS = ("", "/", "x", ".", "\\", "+", "-", "|")
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,27 @@ def choices_from_manifest(manifest_path: str | Path, include_author_models: bool
     return out
 
 
+@dataclass
+class ComparisonRun:
+    """One press of Run: its number, the model's label and one result per chosen engine."""
+
+    number: int
+    label: str
+    results: list[BenchmarkResult] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The chart's series name: run number, model and the settings every engine shared."""
+        first = self.results[0] if self.results else None
+        parts = [f"run {self.number}: {self.label}"]
+        if first is not None:
+            parts += [f"b{first.batch_size}", f"{first.cores}c"]
+            sizes = {r.imgsz for r in self.results if not r.skipped}
+            if len(sizes) == 1 and None not in sizes:
+                parts.append(f"{sizes.pop()}px")
+        return " · ".join(parts)
+
+
 class EngineComparison:
     """Benchmark a model on several engines with chosen cores / batch / image size."""
 
@@ -86,7 +121,7 @@ class EngineComparison:
         self.models = dict(models)
         self.warmup = warmup
         self.iterations = iterations
-        self.results: list[tuple[str, BenchmarkResult]] = []
+        self.runs: list[ComparisonRun] = []
         available = hardware.cpu_fingerprint()["cores_available"]
 
         style = {"description_width": "90px"}
@@ -98,17 +133,23 @@ class EngineComparison:
         self.batch_size = widgets.Dropdown(options=list(BATCH_SIZES), value=1, description="batch size", style=style)
         self.imgsz = widgets.Dropdown(options=list(IMAGE_SIZES), value=416, description="image size", style=style)
         self.button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.clear_button = widgets.Button(description="Clear", icon="trash", tooltip="forget the runs so far")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress", style=style)
         self.status = widgets.HTML("choose a model and engines, then Run")
         self.table = widgets.HTML()
         self.button.on_click(self._on_click)
+        self.clear_button.on_click(self._on_clear)
 
         if live_figure is None:
             live_figure = importlib.util.find_spec("anywidget") is not None
+        # The legend (one line per run, long names) goes under the bars, so that it takes
+        # height as runs accumulate (see _redraw) instead of the bars' width.
         layout = dict(
             title="Engine-only throughput (items/sec, higher is better)", barmode="group",
-            yaxis_title="items / sec", xaxis_title="engine", template="plotly_white", height=420,
-            legend_title="model · batch · cores · size",
+            yaxis_title="items / sec", template="plotly_white", height=CHART_HEIGHT, width=760,
+            showlegend=True,  # names the run even when there is one
+            legend={"title": {"text": "run: model · batch · cores · size", "side": "top"}, "orientation": "h",
+                    "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0},
         )
         if live_figure:
             self.figure: go.Figure = go.FigureWidget(layout=layout)
@@ -116,6 +157,16 @@ class EngineComparison:
         else:
             self.figure = go.Figure(layout=layout)
             self._plot = widgets.Output()
+        parts = {"model": self.variant, "engines": self.engines, "cores": self.cores, "batch_size": self.batch_size,
+                 "imgsz": self.imgsz, "run": self.button, "clear": self.clear_button, "progress": self.progress,
+                 "status": self.status, "chart": self._plot, "table": self.table}
+        for part, control in parts.items():
+            control.add_class(DOM_CLASSES[part])
+
+    @property
+    def results(self) -> list[tuple[str, BenchmarkResult]]:
+        """Every result so far, oldest first, as ``(model label, result)``."""
+        return [(run.label, r) for run in self.runs for r in run.results]
 
     # -- layout --------------------------------------------------------------------------
 
@@ -123,9 +174,11 @@ class EngineComparison:
     def widget(self) -> widgets.Widget:
         controls = widgets.HBox([
             widgets.VBox([self.variant, self.engines]),
-            widgets.VBox([self.cores, self.batch_size, self.imgsz, self.button]),
+            widgets.VBox([self.cores, self.batch_size, self.imgsz, widgets.HBox([self.button, self.clear_button])]),
         ])
-        return widgets.VBox([controls, self.progress, self.status, self._plot, self.table])
+        box = widgets.VBox([controls, self.progress, self.status, self._plot, self.table])
+        box.add_class(DOM_CLASSES["widget"])
+        return box
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -138,6 +191,16 @@ class EngineComparison:
     def _on_click(self, _button: widgets.Button) -> None:
         self.run()
 
+    def _on_clear(self, _button: widgets.Button) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every run: empty chart and table; the next run is run 1 again."""
+        self.runs = []
+        self.progress.value = 0
+        self.status.value = "cleared; choose a model and engines, then Run"
+        self._redraw()
+
     def run(self) -> list[BenchmarkResult]:
         """Benchmark the chosen model on each chosen engine; update chart and table."""
         label = self.variant.value
@@ -148,7 +211,9 @@ class EngineComparison:
             return []
         self.button.disabled = True
         self.progress.max, self.progress.value = len(engines), 0
-        new: list[BenchmarkResult] = []
+        run = ComparisonRun(len(self.runs) + 1, label)
+        self.runs.append(run)
+        new = run.results
         try:
             for engine in engines:
                 self.status.value = (
@@ -157,14 +222,13 @@ class EngineComparison:
                 )
                 result = self._benchmark(choice, engine)
                 new.append(result)
-                self.results.append((label, result))
                 self.progress.value += 1
         finally:
             self.button.disabled = False
         skipped = [f"{r.engine}: {r.skipped}" for r in new if r.skipped]
         self.status.value = "done" + ("; skipped: " + "; ".join(skipped) if skipped else "")
         self._redraw()
-        return new
+        return list(new)
 
     def _benchmark(self, choice: ModelChoice, engine: str) -> BenchmarkResult:
         batch, cores = int(self.batch_size.value), int(self.cores.value)
@@ -193,40 +257,41 @@ class EngineComparison:
 
     # -- views ---------------------------------------------------------------------------
 
-    def _series(self) -> dict[str, list[BenchmarkResult]]:
-        series: dict[str, list[BenchmarkResult]] = {}
-        for label, r in self.results:
-            if r.skipped:
-                continue
-            key = f"{label} · b{r.batch_size} · {r.cores}c · {r.imgsz}px"
-            series.setdefault(key, []).append(r)
-        return series
-
-    def _redraw(self) -> None:
+    def _bars(self) -> list[go.Bar]:
+        """One trace per run (its engines are distinct, so no two bars of a trace share an x:
+        plotly.js would stack those); ``barmode="group"`` puts the runs side by side."""
         from yolotut.ui.plots import ENGINE_COLORS
 
-        # Colour = engine (as in the report's charts); pattern = model/settings series.
-        patterns = ("", "/", "x", ".", "\\", "+", "-", "|")
-        bars = [
-            go.Bar(
-                name=key, x=[r.engine for r in runs], y=[r.items_per_sec for r in runs],
-                marker={"color": [ENGINE_COLORS.get(r.engine) for r in runs],
-                        "pattern": {"shape": patterns[i % len(patterns)]}},
-                text=[f"{r.items_per_sec:.1f}" for r in runs], textposition="outside",
-                customdata=[[r.latency_ms_mean, r.latency_ms_p90] for r in runs],
-                hovertemplate="%{x}: %{y:.1f} items/s<br>mean %{customdata[0]:.1f} ms, p90 %{customdata[1]:.1f} ms",
-            )
-            for i, (key, runs) in enumerate(self._series().items())
-        ]
+        bars = []
+        for run in self.runs:
+            shown = [r for r in run.results if not r.skipped]
+            if not shown:
+                continue
+            bars.append(go.Bar(
+                name=run.name, x=[r.engine for r in shown], y=[r.items_per_sec for r in shown],
+                marker={"color": [ENGINE_COLORS.get(r.engine) for r in shown],
+                        "pattern": {"shape": RUN_PATTERNS[(run.number - 1) % len(RUN_PATTERNS)]}},
+                text=[f"{r.items_per_sec:.1f}" for r in shown], textposition="outside",
+                customdata=[[r.latency_ms_mean, r.latency_ms_p90, r.imgsz or "-"] for r in shown],
+                hovertemplate=(f"run {run.number}, " + "%{x}: %{y:.1f} items/s at %{customdata[2]}px<br>"
+                               "mean %{customdata[0]:.1f} ms, p90 %{customdata[1]:.1f} ms<extra></extra>"),
+            ))
+        return bars
+
+    def _redraw(self) -> None:
+        bars = self._bars()
+        height = CHART_HEIGHT + LEGEND_LINE_HEIGHT * len(bars)
         if isinstance(self.figure, go.FigureWidget):
             with self.figure.batch_update():
                 self.figure.data = ()
                 for bar in bars:
                     self.figure.add_trace(bar)
+                self.figure.layout.height = height
         else:
             self.figure.data = ()
             for bar in bars:
                 self.figure.add_trace(bar)
+            self.figure.layout.height = height
             self._plot.clear_output(wait=True)
             with self._plot:
                 from IPython.display import display
@@ -235,17 +300,19 @@ class EngineComparison:
         self.table.value = self.table_html()
 
     def table_rows(self) -> list[dict[str, Any]]:
-        """One row per benchmark run so far (skipped ones with their reason)."""
+        """One row per engine of every run so far (skipped ones with their reason); the
+        ``items/sec`` column holds the bar heights, rounded to 2 decimals."""
         return [
             {
-                "model": label, "engine": r.engine, "batch": r.batch_size, "cores": r.cores,
+                "run": run.number, "model": run.label, "engine": r.engine, "batch": r.batch_size, "cores": r.cores,
                 "imgsz": r.imgsz if r.imgsz is not None else "-",
                 "items/sec": None if r.skipped else round(r.items_per_sec, 2),
                 "mean ms": None if r.skipped else round(r.latency_ms_mean, 2),
                 "p90 ms": None if r.skipped else round(r.latency_ms_p90, 2),
                 "runs": "-" if r.skipped else f"{r.warmup}+{r.iterations}", "skipped": r.skipped or "",
             }
-            for label, r in self.results
+            for run in self.runs
+            for r in run.results
         ]
 
     def table_html(self) -> str:
@@ -255,7 +322,7 @@ class EngineComparison:
         if not rows:
             return ""
         # object dtype: integer columns with a "-" stay integers instead of becoming floats
-        return pd.DataFrame(rows, dtype=object).fillna("-").to_html(index=False, border=0)
+        return pd.DataFrame(rows, dtype=object).fillna("-").to_html(index=False, border=0, classes="yolotut-results")
 
 
 # --- annotated frames -------------------------------------------------------------------------
