@@ -43,12 +43,17 @@ def mirror(monkeypatch: pytest.MonkeyPatch) -> Path:
 def qdq_weight_conv_onnx(tmp_path: Path):
     """Factory: an ONNX graph with one float Conv whose weight passes through
     QuantizeLinear -> DequantizeLinear -- what SparseML leaves for convs with a float
-    output, and what DeepSparse 1.8 cannot compile. Input ``input``, output ``out_0``."""
+    output, and what DeepSparse 1.8 cannot compile. Input ``input``, output ``out_0``;
+    ``detector_output`` reshapes it to ``[batch, size * size, c_out]``, the rank of
+    YOLOv5's decoded predictions, so that the engines accept the graph."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    def build(c_in: int, c_out: int, kernel: int, size: int, scale: float = 0.02, conv_name: str = "conv") -> Path:
+    def build(
+        c_in: int, c_out: int, kernel: int, size: int, scale: float = 0.02, conv_name: str = "conv",
+        detector_output: bool = False,
+    ) -> Path:
         rng = np.random.default_rng(0)
         inits = [
             numpy_helper.from_array(rng.normal(size=(c_out, c_in, kernel, kernel)).astype(np.float32), "w"),
@@ -59,13 +64,21 @@ def qdq_weight_conv_onnx(tmp_path: Path):
         nodes = [
             helper.make_node("QuantizeLinear", ["w", "s", "z"], ["wq"], name="q"),
             helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wd"], name="dq"),
-            helper.make_node("Conv", ["input", "wd"], ["out_0"], name=conv_name, pads=[pad] * 4),
+            helper.make_node("Conv", ["input", "wd"], ["conv_out" if detector_output else "out_0"], name=conv_name, pads=[pad] * 4),
         ]
+        out_shape = ["batch", c_out, size, size]
+        if detector_output:
+            inits.append(numpy_helper.from_array(np.array([0, -1, c_out], np.int64), "rows"))
+            nodes += [
+                helper.make_node("Transpose", ["conv_out"], ["nhwc"], perm=[0, 2, 3, 1]),
+                helper.make_node("Reshape", ["nhwc", "rows"], ["out_0"]),
+            ]
+            out_shape = ["batch", size * size, c_out]
         graph = helper.make_graph(
             nodes,
             "qdq_weight_conv",
             [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", c_in, size, size])],
-            [helper.make_tensor_value_info("out_0", TensorProto.FLOAT, ["batch", c_out, size, size])],
+            [helper.make_tensor_value_info("out_0", TensorProto.FLOAT, out_shape)],
             initializer=inits,
         )
         path = tmp_path / f"qdq_weight_conv_{c_in}x{c_out}k{kernel}.onnx"

@@ -37,6 +37,8 @@ import pooch
 import requests
 from tqdm.auto import tqdm
 
+from yolotut.errors import InputError, UnavailableError
+
 __all__ = [
     "Asset",
     "AssetChecksumError",
@@ -105,14 +107,14 @@ class Asset:
 # --- errors ------------------------------------------------------------------------
 
 
-class UnknownAssetError(KeyError, ValueError):
+class UnknownAssetError(KeyError, InputError):
     """No asset of that name. A KeyError (lookup) and a ValueError (bad input)."""
 
     def __str__(self) -> str:  # KeyError would show the message in quotes
         return str(self.args[0]) if self.args else ""
 
 
-class AssetVerificationError(ValueError):
+class AssetVerificationError(InputError):
     """A file or folder exists but is not the registered content."""
 
 
@@ -130,11 +132,11 @@ class AssetIncompleteError(AssetVerificationError):
     """A directory asset does not hold the files its manifest lists, or an archive is corrupt."""
 
 
-class AssetUnavailableError(RuntimeError):
+class AssetUnavailableError(UnavailableError):
     """Neither the mirror nor the cache holds the asset and it cannot be downloaded."""
 
 
-class SparseZooUnavailableError(RuntimeError):
+class SparseZooUnavailableError(UnavailableError):
     """A ``zoo:`` stub cannot be resolved (SparseZoo is end-of-life / offline)."""
 
 

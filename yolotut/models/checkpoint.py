@@ -53,6 +53,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from yolotut.errors import InputError
 from yolotut.models.yolo import DetectionModel, model_from_config
 
 __all__ = [
@@ -67,7 +68,7 @@ __all__ = [
 FORMAT = "yolotut-checkpoint-v1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """The file is missing pieces, corrupt, truncated or of an unknown layout."""
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from yolotut.errors import InputError
 from yolotut.inference.engines import ENGINES
 
 # --- vocabularies -------------------------------------------------------------------
@@ -57,7 +58,7 @@ DEFAULT_TOLERANCE_POINTS = 1.0
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 
-class ClaimsError(ValueError):
+class ClaimsError(InputError):
     """Bad claims file or result file; the message names the file and the entry."""
 
 

@@ -39,6 +39,7 @@ import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from yolotut.boxes import letterbox
+from yolotut.errors import InputError
 from yolotut.training.augment import (
     augment_hyp,
     hsv_jitter,
@@ -53,6 +54,7 @@ __all__ = [
     "BUILTIN_DATASETS",
     "IMG_SUFFIXES",
     "DatasetConfig",
+    "DatasetConfigError",
     "ImageError",
     "ImageMeta",
     "LabelError",
@@ -77,12 +79,16 @@ COORD_TOLERANCE = 1e-3
 OnError = Literal["raise", "skip"]
 
 
-class LabelError(ValueError):
+class LabelError(InputError):
     """A label file (or one of its lines) is malformed; the message names file and line."""
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An image file is missing, empty, or cannot be decoded; the message names the file."""
+
+
+class DatasetConfigError(InputError):
+    """A dataset yaml that is not valid YAML or not a usable dataset definition; the message names it."""
 
 
 # --- dataset definitions --------------------------------------------------------------
@@ -127,16 +133,18 @@ def _builtin_root(asset_name: str, yaml_file: Path) -> Path:
     try:
         return assets.fetch(asset_name)
     except assets.UnknownAssetError as exc:
-        raise ValueError(f"{yaml_file}: names asset {asset_name!r}, which yolotut.assets does not know") from exc
+        raise DatasetConfigError(f"{yaml_file}: names asset {asset_name!r}, which yolotut.assets does not know") from exc
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"dataset yaml {path} is not valid YAML: {exc}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        # safe_load refuses !!python/object tags (ConstructorError, a YAMLError).
+        reason = " ".join(str(exc).split())
+        raise DatasetConfigError(f"dataset yaml {path} is not valid YAML ({reason}); fix the file", path=path) from exc
     if not isinstance(data, dict):
-        raise ValueError(f"dataset yaml {path} must be a mapping with train/val/names keys, got {type(data).__name__}")
+        raise DatasetConfigError(f"dataset yaml {path} must be a mapping with train/val/names keys, got {type(data).__name__}")
     return data
 
 
@@ -147,16 +155,16 @@ def _parse_names(data: Mapping[str, Any], path: Path) -> list[str]:
         try:
             ids = sorted(int(k) for k in names)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: 'names' keys must be class ids 0..n-1, got {list(names)}") from exc
+            raise DatasetConfigError(f"{path}: 'names' keys must be class ids 0..n-1, got {list(names)}") from exc
         if ids != list(range(len(ids))):
-            raise ValueError(f"{path}: 'names' keys must be the class ids 0..{len(ids) - 1} without gaps, got {ids}")
+            raise DatasetConfigError(f"{path}: 'names' keys must be the class ids 0..{len(ids) - 1} without gaps, got {ids}")
         names = [names[k] if k in names else names[str(k)] for k in ids]
     if not isinstance(names, list) or not names:
-        raise ValueError(f"{path}: needs 'names', a non-empty list (or {{id: name}} mapping) of class names")
+        raise DatasetConfigError(f"{path}: needs 'names', a non-empty list (or {{id: name}} mapping) of class names")
     names = [str(n) for n in names]
     nc = data.get("nc", len(names))
     if not isinstance(nc, int) or nc != len(names):
-        raise ValueError(f"{path}: nc={nc!r} but 'names' lists {len(names)} classes; make them agree")
+        raise DatasetConfigError(f"{path}: nc={nc!r} but 'names' lists {len(names)} classes; make them agree")
     return names
 
 
@@ -219,7 +227,7 @@ def load_dataset_config(name_or_path: str | os.PathLike[str]) -> DatasetConfig:
         if split is None or value in (None, ""):
             continue
         if not isinstance(value, str):
-            raise ValueError(
+            raise DatasetConfigError(
                 f"{yaml_file}: {key}: {value!r}: only a single image folder per split is supported "
                 f"(not lists or .txt file lists)"
             )
@@ -231,10 +239,10 @@ def load_dataset_config(name_or_path: str | os.PathLike[str]) -> DatasetConfig:
                 f"{root}) or fetch the dataset"
             )
         if split in splits and splits[split] != folder:
-            raise ValueError(f"{yaml_file}: both 'val' and 'valid' given, pointing at different folders")
+            raise DatasetConfigError(f"{yaml_file}: both 'val' and 'valid' given, pointing at different folders")
         splits[split] = folder
     if "train" not in splits and "val" not in splits:
-        raise ValueError(f"{yaml_file}: needs at least a 'train' or 'val' image folder")
+        raise DatasetConfigError(f"{yaml_file}: needs at least a 'train' or 'val' image folder")
     return DatasetConfig(
         name=yaml_file.stem, root=root, splits=splits, names=names, nc=len(names), yaml_path=yaml_file
     )
