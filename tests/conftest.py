@@ -1,9 +1,14 @@
-"""Shared test set-up: the offline asset mirror.
+"""Shared test set-up: the offline asset mirror, and the fuzz tests' budgets.
 
 Tests read upstream assets (datasets, yolov5n.pt, the blog's ONNX models) through
 ``yolotut.assets``, which uses ``YOLOTUT_MIRROR`` when it is set. CI and the Makefile
 set it to the read-only ``../shared/mirror``; when it is unset and that folder sits
 beside the checkout, the session uses it too.
+
+Hypothesis profiles (``HYPOTHESIS_PROFILE``): ``ci``, the default, runs a few hundred
+examples per fuzz target (seconds; what ``make test`` runs); ``long`` at least 10,000
+(``make fuzz``). The deadline is a hang detector, not a speed test: the slowest target
+takes about 0.2 s per example on 2 busy cores.
 """
 
 from __future__ import annotations
@@ -12,9 +17,16 @@ import os
 from pathlib import Path
 
 import pytest
+from fuzzing import EXAMPLES
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
 SIBLING_MIRROR = REPO.parent / "shared" / "mirror"
+
+_FUZZ = dict(deadline=10_000, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=200, **_FUZZ)
+settings.register_profile("long", max_examples=10_000, **_FUZZ)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def find_mirror() -> Path | None:
@@ -28,6 +40,14 @@ def pytest_configure(config: pytest.Config) -> None:
     root = find_mirror()
     if root is not None and not os.environ.get("YOLOTUT_MIRROR"):
         os.environ["YOLOTUT_MIRROR"] = str(root)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if EXAMPLES:
+        profile = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+        terminalreporter.section(f"fuzz examples per target (hypothesis profile {profile!r})")
+        for target, count in sorted(EXAMPLES.items()):
+            terminalreporter.write_line(f"{count:8d}  {target}")
 
 
 @pytest.fixture

@@ -190,8 +190,8 @@ def load_claims(path: str | Path | None = None) -> Claims:
         )
     try:
         doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ClaimsError(f"{p}: not valid YAML: {exc}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        raise ClaimsError(f"{p}: not valid YAML: {' '.join(str(exc).split())}; fix the file", path=p) from exc
     return parse_claims(doc, p)
 
 

@@ -152,13 +152,12 @@ def _parse_names(data: Mapping[str, Any], path: Path) -> list[str]:
     names = data.get("names")
     if isinstance(names, Mapping):
         # Newer YOLOv5 yaml: {0: person, 1: bicycle, ...}; ids must be 0..n-1.
-        try:
-            ids = sorted(int(k) for k in names)
-        except (TypeError, ValueError) as exc:
-            raise DatasetConfigError(f"{path}: 'names' keys must be class ids 0..n-1, got {list(names)}") from exc
-        if ids != list(range(len(ids))):
-            raise DatasetConfigError(f"{path}: 'names' keys must be the class ids 0..{len(ids) - 1} without gaps, got {ids}")
-        names = [names[k] if k in names else names[str(k)] for k in ids]
+        by_id = {_class_id(k): v for k, v in names.items()}
+        if None in by_id or len(by_id) != len(names) or sorted(by_id) != list(range(len(by_id))):
+            raise DatasetConfigError(
+                f"{path}: 'names' keys must be the class ids 0..{len(names) - 1} without gaps, got {list(names)}"
+            )
+        names = [by_id[k] for k in range(len(by_id))]
     if not isinstance(names, list) or not names:
         raise DatasetConfigError(f"{path}: needs 'names', a non-empty list (or {{id: name}} mapping) of class names")
     names = [str(n) for n in names]
@@ -166,6 +165,33 @@ def _parse_names(data: Mapping[str, Any], path: Path) -> list[str]:
     if not isinstance(nc, int) or nc != len(names):
         raise DatasetConfigError(f"{path}: nc={nc!r} but 'names' lists {len(names)} classes; make them agree")
     return names
+
+
+def _class_id(key: Any) -> int | None:
+    """A ``names`` mapping key as a class id (``0`` or ``"0"``), None if it is none."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return key
+    if isinstance(key, str) and key.strip().isdecimal():
+        return int(key)
+    return None
+
+
+def _yaml_path(value: Any, yaml_file: Path, key: str) -> Path:
+    """A path written in the yaml, ``~`` expanded; :class:`DatasetConfigError` if it cannot be one."""
+    text = str(value)
+    if "\x00" in text:
+        raise DatasetConfigError(f"{yaml_file}: {key}: {text!r} contains a NUL character; fix '{key}:'", path=yaml_file)
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as exc:  # "~user" of an unknown user
+        raise DatasetConfigError(f"{yaml_file}: {key}: {text!r}: {exc}; fix '{key}:'", path=yaml_file) from exc
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # e.g. a name longer than the file system allows
+        return False
 
 
 def _resolve_root(data: Mapping[str, Any], yaml_file: Path, base: Path | None) -> Path:
@@ -176,7 +202,7 @@ def _resolve_root(data: Mapping[str, Any], yaml_file: Path, base: Path | None) -
     yaml files), then against the working directory; the first existing folder wins.
     """
     raw = data.get("path") or "."
-    p = Path(str(raw)).expanduser()
+    p = _yaml_path(raw, yaml_file, "path")
     if base is not None:
         candidates = [base / p]
     elif p.is_absolute():
@@ -185,7 +211,7 @@ def _resolve_root(data: Mapping[str, Any], yaml_file: Path, base: Path | None) -
         here = yaml_file.parent
         candidates = [here / p, here.parent / p, Path.cwd() / p]
     for c in candidates:
-        if c.is_dir():
+        if _is_dir(c):
             return c.resolve()
     tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
     raise FileNotFoundError(
@@ -231,9 +257,9 @@ def load_dataset_config(name_or_path: str | os.PathLike[str]) -> DatasetConfig:
                 f"{yaml_file}: {key}: {value!r}: only a single image folder per split is supported "
                 f"(not lists or .txt file lists)"
             )
-        folder = Path(value).expanduser()
+        folder = _yaml_path(value, yaml_file, str(key))
         folder = folder if folder.is_absolute() else root / folder
-        if not folder.is_dir():
+        if not _is_dir(folder):
             raise FileNotFoundError(
                 f"{yaml_file}: {key} split folder {folder} does not exist; fix '{key}:' (relative to "
                 f"{root}) or fetch the dataset"
@@ -313,7 +339,8 @@ def _label_line_problem(fields: list[str], nc: int) -> str | None:
         return f"class id {fields[0]} is not an integer in [0, {nc - 1}] (nc={nc})"
     if any(v < -COORD_TOLERANCE or v > 1 + COORD_TOLERANCE for v in values[1:]):
         return "coordinates outside [0, 1] (labels must be normalized by the image size)"
-    if values[3] <= 0 or values[4] <= 0:
+    if np.float32(values[3]) <= 0 or np.float32(values[4]) <= 0:
+        # float32, as the labels are stored: 1e-50 is positive but would become 0
         return "non-positive box width/height"
     return None
 
