@@ -180,6 +180,19 @@ def test_claims_registry_parser(registry_doc: dict, data: st.DataObject) -> None
         assert all(c.value is None or math.isfinite(c.value) for c in claims)
 
 
+@pytest.mark.parametrize(
+    "section, field, value",
+    [("claims", "source", ["nm_blog"]), ("comparisons", "numerator", ["a"]), ("comparisons", "same", [{"model": 1}])],
+)
+def test_claims_registry_regressions(registry_doc: dict, section: str, field: str, value: object) -> None:
+    # Found by the long fuzz run: an unhashable value where the registry expects a name
+    # was looked up in a dict (TypeError) instead of being refused.
+    doc = copy.deepcopy(registry_doc)
+    doc[section][0][field] = value
+    with pytest.raises(ClaimsError, match=f"published-fuzz.yaml: {section}\\[0\\]"):
+        parse_claims(doc, "published-fuzz.yaml")
+
+
 @given(stem=file_stems, data=st.one_of(st.binary(max_size=120), st.text(max_size=120).map(str.encode)))
 def test_claims_registry_file(folder: Path, stem: str, data: bytes) -> None:
     path = write_bytes(folder, stem, ".yaml", data)
