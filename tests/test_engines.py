@@ -272,6 +272,6 @@ def test_deepsparse_warns_when_it_falls_back_to_onnxruntime(qdq_weight_conv_onnx
     cannot compile it and would quietly run the graph in its ONNX Runtime fallback."""
     from yolotut.inference.engines import DeepSparseEngine
 
-    path = qdq_weight_conv_onnx(c_in=3, c_out=6, kernel=3, size=32)
+    path = qdq_weight_conv_onnx(c_in=3, c_out=6, kernel=3, size=32, detector_output=True)
     with pytest.warns(RuntimeWarning, match="ONNX Runtime fallback"):
         DeepSparseEngine(str(path), batch_size=1, imgsz=32)

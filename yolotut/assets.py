@@ -12,6 +12,11 @@ Where a file comes from, in order:
    to the target, checks the sha256 and only then moves it into place, so an interrupted
    or corrupt download never leaves a file under the final name.
 
+Several processes (notebooks run side by side, test workers) may fetch the same asset
+into an empty cache at once: a lock file beside the target (``<target>.lock``,
+``filelock``) lets one of them download or extract while the others wait, then find the
+verified file. The lock is an OS file lock, released when its holder exits or is killed.
+
 Checksums: every file asset carries the sha256 of the published upstream file (checked
 against the mirror copies). The two datasets are directories inside the companion
 repository, which GitHub only serves as a zip of branch ``main``; that zip is generated
@@ -21,6 +26,7 @@ manifest instead (number of images and labels per split).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -28,14 +34,17 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+import filelock
 import pooch
 import requests
 from yolotut.progress import tqdm
+
+from yolotut.errors import InputError, UnavailableError
 
 __all__ = [
     "Asset",
@@ -62,6 +71,8 @@ CACHE_ENV = "YOLOTUT_CACHE"
 # Seconds pooch/requests waits for a connection or the next chunk, not the whole
 # download: a dead server fails fast, a slow but live one still finishes.
 DOWNLOAD_TIMEOUT_S = 30
+# How long a process waits for another one that is downloading the same asset.
+CACHE_LOCK_TIMEOUT_S = 3600
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
 COMPANION_REPO = "https://github.com/dnth/yolov5-deepsparse-blogpost"
@@ -105,14 +116,14 @@ class Asset:
 # --- errors ------------------------------------------------------------------------
 
 
-class UnknownAssetError(KeyError, ValueError):
+class UnknownAssetError(KeyError, InputError):
     """No asset of that name. A KeyError (lookup) and a ValueError (bad input)."""
 
     def __str__(self) -> str:  # KeyError would show the message in quotes
         return str(self.args[0]) if self.args else ""
 
 
-class AssetVerificationError(ValueError):
+class AssetVerificationError(InputError):
     """A file or folder exists but is not the registered content."""
 
 
@@ -130,11 +141,11 @@ class AssetIncompleteError(AssetVerificationError):
     """A directory asset does not hold the files its manifest lists, or an archive is corrupt."""
 
 
-class AssetUnavailableError(RuntimeError):
+class AssetUnavailableError(UnavailableError):
     """Neither the mirror nor the cache holds the asset and it cannot be downloaded."""
 
 
-class SparseZooUnavailableError(RuntimeError):
+class SparseZooUnavailableError(UnavailableError):
     """A ``zoo:`` stub cannot be resolved (SparseZoo is end-of-life / offline)."""
 
 
@@ -449,7 +460,10 @@ def _download(asset: Asset, target: Path, *, progress: bool) -> Path:
     path = Path(fetched)
     if asset.sha256 is None:
         digest = pooch.file_hash(str(path), alg="sha256")
-        _sidecar(path).write_text(f"{digest}  {path.name}\n")
+        sidecar = _sidecar(path)
+        partial = sidecar.with_name(f".{sidecar.name}.tmp")
+        partial.write_text(f"{digest}  {path.name}\n")
+        os.replace(partial, sidecar)
         _LOG.warning(
             "%s: no published sha256, downloaded %s unverified; recorded its sha256 %s in %s",
             asset.name,
@@ -525,6 +539,36 @@ def fetch(name: str, *, progress: bool = True, allow_download: bool = True) -> P
         try:
             verify(asset, target)
             return target
+        except AssetVerificationError:
+            pass  # replaced below, under the lock (another process may be at it already)
+    with _cache_lock(asset, target):
+        return _fill_cache(asset, target, progress=progress, allow_download=allow_download)
+
+
+@contextlib.contextmanager
+def _cache_lock(asset: Asset, target: Path) -> Iterator[None]:
+    """Held by the one process that puts ``target`` into the cache while the others wait."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(f"{target}.lock")
+    try:
+        lock.acquire(timeout=CACHE_LOCK_TIMEOUT_S)
+    except filelock.Timeout as exc:
+        raise AssetUnavailableError(
+            f"cannot get asset {asset.name!r}: another process has been fetching it into {target} for "
+            f"{CACHE_LOCK_TIMEOUT_S} s; let it finish, or stop it and fetch again"
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _fill_cache(asset: Asset, target: Path, *, progress: bool, allow_download: bool) -> Path:
+    """Put ``asset`` into the cache at ``target``; the caller holds the target's lock."""
+    if target.exists():
+        try:
+            verify(asset, target)
+            return target  # another process put it there while this one waited
         except AssetVerificationError as exc:
             _LOG.warning("%s; removing it from the cache and fetching again", exc)
             _remove(target)
@@ -546,14 +590,15 @@ def fetch(name: str, *, progress: bool = True, allow_download: bool = True) -> P
         mirror_path=asset.mirror_path,
     )
     archive = cache_dir() / "archives" / f"{COMPANION_ZIP_ROOT}.zip"
-    if archive.exists():
-        try:
-            _verify_file(archive_asset, archive)  # against the sha256 recorded at download
-        except AssetVerificationError as exc:
-            _LOG.warning("%s; removing it and downloading again", exc)
-            _remove(archive)
-    if not archive.exists():
-        archive = _download(archive_asset, archive, progress=progress)
+    with _cache_lock(archive_asset, archive):  # both datasets come from this one archive
+        if archive.exists():
+            try:
+                _verify_file(archive_asset, archive)  # against the sha256 recorded at download
+            except AssetVerificationError as exc:
+                _LOG.warning("%s; removing it and downloading again", exc)
+                _remove(archive)
+        if not archive.exists():
+            archive = _download(archive_asset, archive, progress=progress)
     return _extract_directory(asset, archive, target, progress=progress)
 
 

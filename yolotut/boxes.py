@@ -60,7 +60,8 @@ def letterbox_geometry(
     r = min(new_h / h0, new_w / w0)
     if not scaleup:
         r = min(r, 1.0)
-    w1, h1 = int(round(w0 * r)), int(round(h0 * r))
+    # At least one pixel: a very thin image must not round to an empty one.
+    w1, h1 = max(round(w0 * r), 1), max(round(h0 * r), 1)
     dw, dh = new_w - w1, new_h - h1
     if auto:
         dw, dh = dw % stride, dh % stride

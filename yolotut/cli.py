@@ -5,19 +5,39 @@ imports (torch, deepsparse, ...) happen inside the handlers so that ``yolotut --
 and ``yolotut env`` stay fast.
 
 ``--json`` prints one JSON object on the last line of stdout.
+
+Errors: a failure the user can fix (a missing, truncated or wrong file, a model that is
+not YOLOv5's, an unwritable ``--out``, an unknown asset ...) ends as one line on stderr,
+``yolotut <command>: error: <message>``, and exit status 2; the message names the input
+and the fix. Those are the types of :mod:`yolotut.errors`, ``FileNotFoundError`` and other
+``OSError`` about a named file, and any ``ValueError``/``RuntimeError`` raised by yolotut's
+own code (whose messages are written for the user). The same types raised inside a
+library are bugs until shown otherwise, and keep their traceback, as does everything
+else. ``--debug`` (or ``YOLOTUT_DEBUG=1``) shows the traceback of every error.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from yolotut.errors import InputError, UnavailableError, check_output_path, describe_os_error
 from yolotut.inference.engines import ENGINES
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def _check_outputs(args: argparse.Namespace, *options: str) -> None:
+    """Fail before any work when an output file given on the command line cannot be written."""
+    for option in options:
+        value = getattr(args, option)
+        if value:
+            check_output_path(value, f"--{option}")
 
 
 def print_json(payload: dict[str, Any]) -> None:
@@ -132,6 +152,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from yolotut.inference import benchmark
 
+    _check_outputs(args, "out", "csv")
     engine = _default_engine(args.model, args.engine)
     result = benchmark.run_benchmark(
         args.model, engine, batch_size=args.batch_size, cores=args.cores, imgsz=args.imgsz,
@@ -170,6 +191,7 @@ def _cmd_video(args: argparse.Namespace) -> int:
     from yolotut.inference.engines import create_engine
     from yolotut.inference.video import run_video
 
+    _check_outputs(args, "out")
     names = None
     if args.data:
         from yolotut.training.data import load_dataset_config
@@ -218,6 +240,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from yolotut.inference.evaluate import evaluate
     from yolotut.training.data import load_dataset_config
 
+    _check_outputs(args, "out")
     cfg = load_dataset_config(args.data)
     engine_name = _default_engine(args.model, args.engine)
     engine = create_engine(
@@ -269,6 +292,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     from yolotut.reproduce import claims
 
+    _check_outputs(args, "markdown", "html")
     registry = claims.load_claims(args.claims)
     measurements = claims.load_measurements(args.results)
     verdicts = claims.check(registry, measurements, tolerance=args.tolerance)
@@ -360,6 +384,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from yolotut.training.config import TrainConfig
     from yolotut.training.loop import train
 
+    check_output_path(args.out, "--out", folder=True)
     thinning = {
         kind: keep
         for kind, keep in (("c3", args.thin_c3), ("bottleneck", args.thin_bottleneck), ("sppf", args.thin_sppf), ("conv", args.thin_conv))
@@ -423,6 +448,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from yolotut.inference.export import export_onnx, is_quantized
     from yolotut.models.checkpoint import load_model
 
+    _check_outputs(args, "out")
     model = load_model(args.checkpoint)
     uint8_input = False if args.float_input else is_quantized(model)
     report = export_onnx(
@@ -473,7 +499,7 @@ def _cmd_sparsity(args: argparse.Namespace) -> int:
         return 0
     if args.layers:
         for name, shape, value in layers:
-            print(f"{value:7.1%}  {str(shape):20s} {name}")
+            print(f"{value:7.1%}  {shape!s:20s} {name}")
     print(f"conv-weight sparsity: {data['conv_sparsity']:.1%}  ({args.model})")
     return 0
 
@@ -503,6 +529,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from yolotut.reproduce import runner
 
+    check_output_path(args.output, "--output", folder=True)
     only = args.only.split(",") if args.only else None
     try:
         summary = runner.reproduce(
@@ -564,28 +591,58 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+DEBUG_ENV = "YOLOTUT_DEBUG"
+_DEBUG_HELP = f"show the full traceback of any error (or set {DEBUG_ENV}=1)"
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="yolotut",
         description="YOLOv5 on CPUs: pruning + INT8 with SparseML, DeepSparse, and a check of the published FPS claims.",
     )
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
         add(sub)
+    for subparser in sub.choices.values():
+        # Also after the subcommand; SUPPRESS keeps a --debug given before it.
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     return parser
+
+
+def _raised_by_yolotut(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc``'s traceback is yolotut's own code."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and os.path.abspath(frames[-1].filename).startswith(_PACKAGE_DIR + os.sep)
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The one-line message for a failure the user can fix, or None for a bug (see the module docstring)."""
+    if isinstance(exc, (InputError, UnavailableError, FileNotFoundError)):
+        return " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return describe_os_error(exc)
+    if isinstance(exc, (ValueError, RuntimeError)) and _raised_by_yolotut(exc):
+        return " ".join(str(exc).split())
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     try:
         return args.handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        # Errors raised by yolotut carry a message that says what to do; show it
-        # without a traceback.
-        print(f"yolotut {args.command}: error: {exc}", file=sys.stderr)
+    except Exception as exc:  # sorted into the user's errors and the bugs right here
+        message = user_error_message(exc)
+        if message is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        print(f"yolotut {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

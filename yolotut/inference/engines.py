@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from yolotut.errors import OnnxModelError, UnavailableError
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
@@ -49,7 +51,7 @@ def canonical_engine_name(name: str) -> str:
 _ONNX_DTYPES = {1: "float32", 2: "uint8"}
 
 
-class EngineUnavailableError(RuntimeError):
+class EngineUnavailableError(UnavailableError):
     """The engine cannot run here (missing package, unsupported CPU, no GPU, ...)."""
 
 
@@ -90,35 +92,61 @@ class OnnxModelInfo:
 
 
 def read_onnx_info(path: str | Path) -> OnnxModelInfo:
-    """Read input name/dtype/shape and the ``names``/``imgsz``/``stride`` metadata of an ONNX file."""
-    import onnx
+    """Read input name/dtype/shape and the ``names``/``imgsz``/``stride`` metadata of an ONNX file.
 
-    model = onnx.load(str(path), load_external_data=False)
+    :class:`~yolotut.errors.OnnxModelError` (naming the file) when it is no ONNX model, or
+    not a YOLOv5 detector: one ``[B, 3, H, W]`` image input, decoded predictions out.
+    """
+    from yolotut.inference.onnx_file import check_detector_outputs, load_onnx, tensor_shape
+
+    model = load_onnx(path)
     inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     if len(inputs) != 1:
-        raise ValueError(f"{path}: expected one image input, found {[i.name for i in inputs]}")
+        raise OnnxModelError(
+            f"{path}: expected one image input, found {[i.name for i in inputs]}; this is not a YOLOv5 "
+            "detection model (export one with `yolotut export`)",
+            path=path,
+        )
     tensor_type = inputs[0].type.tensor_type
     dtype = _ONNX_DTYPES.get(tensor_type.elem_type)
     if dtype is None:
-        raise ValueError(
+        raise OnnxModelError(
             f"{path}: input {inputs[0].name!r} has ONNX element type {tensor_type.elem_type}; "
-            "only float32 and uint8 image inputs are supported"
+            "only float32 and uint8 image inputs are supported (export with `yolotut export`)",
+            path=path,
         )
-    shape: list[int | str] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor_type.shape.dim]
+    shape = tensor_shape(inputs[0])
     if len(shape) != 4 or shape[1] != 3:
-        raise ValueError(f"{path}: expected an NCHW input with 3 channels, got shape {shape}")
+        raise OnnxModelError(
+            f"{path}: input {inputs[0].name!r} has shape {shape}, expected [batch, 3, height, width] (an RGB "
+            "image batch); this is not a YOLOv5 detection model (export one with `yolotut export`)",
+            path=path,
+        )
+    check_detector_outputs(model, path)
     meta = {p.key: p.value for p in model.metadata_props}
     info = OnnxModelInfo(inputs[0].name, dtype, shape, metadata=meta)
-    if "names" in meta:
-        names = json.loads(meta["names"])
-        # YOLOv5 stores names as a dict {index: name}; this project as a list.
-        info.names = [names[k] for k in sorted(names, key=int)] if isinstance(names, dict) else list(names)
-    if "imgsz" in meta:
-        imgsz = json.loads(meta["imgsz"])
-        info.imgsz = int(max(imgsz) if isinstance(imgsz, list) else imgsz)
-    if "stride" in meta:
-        stride = json.loads(meta["stride"])
-        info.stride = int(max(stride) if isinstance(stride, list) else stride)
+    try:
+        if "names" in meta:
+            names = json.loads(meta["names"])
+            # YOLOv5 stores names as a dict {index: name}; this project as a list.
+            info.names = [str(names[k]) for k in sorted(names, key=int)] if isinstance(names, dict) else [str(n) for n in names]
+        if "imgsz" in meta:
+            imgsz = json.loads(meta["imgsz"])
+            info.imgsz = int(max(imgsz) if isinstance(imgsz, list) else imgsz)
+        if "stride" in meta:
+            stride = json.loads(meta["stride"])
+            info.stride = int(max(stride) if isinstance(stride, list) else stride)
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise OnnxModelError(
+            f"{path}: unreadable metadata (names/imgsz/stride: {exc}); re-export the model with `yolotut export`",
+            path=path,
+        ) from exc
+    if any(v is not None and v <= 0 for v in (info.imgsz, info.stride)):
+        raise OnnxModelError(
+            f"{path}: metadata imgsz={info.imgsz}, stride={info.stride} must be positive; re-export the model "
+            "with `yolotut export`",
+            path=path,
+        )
     return info
 
 

@@ -240,10 +240,11 @@ def _export_quantized(
 
 def onnx_input_dtype(path: str | Path) -> str:
     """The element type of the model's first input, e.g. ``"uint8"`` or ``"float32"``."""
-    import onnx
     from onnx import mapping
 
-    graph = onnx.load(str(path), load_external_data=False).graph
+    from yolotut.inference.onnx_file import load_onnx
+
+    graph = load_onnx(path, check=False).graph
     elem_type = graph.input[0].type.tensor_type.elem_type
     return str(mapping.TENSOR_TYPE_TO_NP_TYPE[elem_type])
 
@@ -325,16 +326,12 @@ def _add_metadata(path: Path, model: nn.Module, imgsz: int, quantized: bool) -> 
 
 def measure_onnx_sparsity(path: str | Path) -> SparsityReport:
     """Conv-weight sparsity of an ONNX model, per layer and overall, INT8 or float."""
-    import onnx
     from onnx import numpy_helper
 
+    from yolotut.inference.onnx_file import load_onnx
+
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such ONNX model")
-    try:
-        graph = onnx.load(str(path)).graph
-    except (onnx.onnx_cpp2py_export.checker.ValidationError, ValueError, OSError) as exc:  # type: ignore[attr-defined]
-        raise ValueError(f"{path}: not a readable ONNX model ({exc})") from exc
+    graph = load_onnx(path, external_data=True).graph
     initializers = {t.name: t for t in graph.initializer}
     ops = Counter(node.op_type for node in graph.node)
     layers: list[LayerSparsity] = []

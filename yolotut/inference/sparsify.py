@@ -355,8 +355,10 @@ def apply_sparsity_onnx(src: str | Path, dst: str | Path, config: SparsityConfig
     import onnx
     from onnx import numpy_helper
 
+    from yolotut.inference.onnx_file import load_onnx
+
     src, dst = Path(src), Path(dst)
-    model = onnx.load(str(src))
+    model = load_onnx(src, external_data=True)
     initializers = {t.name: t for t in model.graph.initializer}
     producers = {output: node for node in model.graph.node for output in node.output}
 

@@ -14,6 +14,7 @@ only per-frame allocations left are inside letterbox, the engine and NMS.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ import cv2
 import numpy as np
 from yolotut.progress import tqdm
 
+from yolotut.errors import InputError
 from yolotut.inference.benchmark import CpuContention, load_average, machine_busy
 from yolotut.inference.engines import Engine, available_cores
 
@@ -100,10 +102,21 @@ def open_video(source: str | Path) -> cv2.VideoCapture:
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"video {path} does not exist (the demo video: `yolotut fetch demo-video`)")
+    # FFmpeg would print its own complaints ("moov atom not found", "partial file") on
+    # stderr beside ours; read before the backend's first use, so set it here.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        raise ValueError(f"OpenCV cannot open video {path}: not a video file, or a codec this OpenCV build lacks")
+        raise InputError(
+            f"OpenCV cannot open video {path}: not a video file, or a codec this OpenCV build lacks; "
+            "give an .mp4 (H.264) file",
+            path=path,
+        )
     return cap
+
+
+# A container's frame count can be an estimate; well short of it means the file ends early.
+_TRUNCATED_BELOW = 0.9
 
 
 def run_video(
@@ -190,7 +203,13 @@ def run_video(
         if writer is not None:
             writer.release()
     if frames == 0:
-        raise ValueError(f"no frame could be decoded from {source}")
+        raise InputError(f"no frame could be decoded from video {source}: the file is corrupt or empty; fetch or copy it again", path=source)
+    if n_frames and (max_frames is None or frames < max_frames) and frames < _TRUNCATED_BELOW * n_frames:
+        raise InputError(
+            f"video {source}: decoding stopped after {frames} of the {n_frames} frames its header declares "
+            f"(truncated or corrupt); fetch or copy it again, or measure the frames it has with --max-frames {frames}",
+            path=source,
+        )
     stage_ms = {stage: totals_ns[stage] / frames / 1e6 for stage in STAGES}
     pipeline_ms = stage_ms["preprocess"] + stage_ms["infer"] + stage_ms["postprocess"]
     seconds = elapsed_ns / 1e9

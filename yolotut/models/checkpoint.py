@@ -43,6 +43,7 @@ import math
 import os
 import pickle
 import pickletools
+import struct
 import tempfile
 import zipfile
 from collections import OrderedDict
@@ -53,11 +54,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from yolotut.errors import InputError
 from yolotut.models.yolo import DetectionModel, model_from_config
 
 __all__ = [
-    "CheckpointError",
     "FORMAT",
+    "CheckpointError",
+    "NotATrainingCheckpointError",
     "UnsafeCheckpointError",
     "load_checkpoint",
     "read_checkpoint",
@@ -67,12 +70,26 @@ __all__ = [
 FORMAT = "yolotut-checkpoint-v1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """The file is missing pieces, corrupt, truncated or of an unknown layout."""
 
 
 class UnsafeCheckpointError(CheckpointError):
     """The file's pickle references a global outside the allowlist; nothing was run."""
+
+
+class NotATrainingCheckpointError(CheckpointError):
+    """The file is not a training run's ``last.pt`` / ``final.pt`` (it may still be a model checkpoint)."""
+
+
+# What torch's zip reader and weights-only unpickler raise on a damaged file (found by
+# fuzzing: a mutated pickle gets to call an allowed rebuild function with the wrong
+# arguments, index a missing memo entry, read a short struct ...). Nothing of ours runs
+# inside torch.load, so each of these means "this file is unreadable", never a bug here.
+_UNREADABLE = (
+    RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, TypeError, KeyError,
+    IndexError, AttributeError, struct.error, OverflowError, RecursionError,
+)
 
 
 # Ultralytics YOLOv5 v6.x/v7.0 classes a detection checkpoint pickles ("Model" was
@@ -189,7 +206,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     with torch.serialization.safe_globals(list(_stand_ins())):
         try:
             refused = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        except (RuntimeError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        except _UNREADABLE as err:
             raise _corrupt(path, err) from err
         if refused:
             raise _refuse(path, refused)
@@ -202,7 +219,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                 f"{path}: refused by the weights-only unpickler; this file is not a YOLOv5 "
                 f"checkpoint this loader trusts ({err})"
             ) from err
-        except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        except _UNREADABLE as err:
             raise _corrupt(path, err) from err
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
@@ -398,6 +415,9 @@ def save_atomically(payload: Any, path: str | os.PathLike) -> Path:
 # --- training checkpoints (``last.pt`` / ``final.pt`` of a run) ------------------------------
 
 TRAINING_FORMAT = "yolotut-train/1"
+# What every training checkpoint holds (loop._checkpoint writes more).
+_TRAINING_KEYS = frozenset({"config", "model_config", "model", "optimizer", "epoch", "quantized", "recipe_text",
+                            "recipe_variables", "history"})
 
 
 def save_training_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -406,19 +426,40 @@ def save_training_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -
 
 
 def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """A run's saved state (model, optimizer, EMA, epoch, recipe...); ValueError when it is none."""
+    """A run's saved state (model, optimizer, EMA, epoch, recipe...).
+
+    :class:`NotATrainingCheckpointError` when the file is none (unreadable, or another
+    kind of checkpoint), :class:`CheckpointError` when it says it is one but lacks what
+    one holds.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        # torch raises these for corrupt files and for pickles that are not plain
-        # tensors and containers (an Ultralytics checkpoint, say)
-        raise ValueError(f"{path}: not a readable yolotut training checkpoint ({exc})") from exc
+    except _UNREADABLE as exc:
+        # corrupt files, and pickles that are not plain tensors and containers (an
+        # Ultralytics checkpoint, say)
+        raise NotATrainingCheckpointError(
+            f"{path}: not a readable yolotut training checkpoint ({_first_line(exc)})", path=path
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != TRAINING_FORMAT:
-        raise ValueError(f"{path}: not a yolotut training checkpoint (expected format {TRAINING_FORMAT})")
+        raise NotATrainingCheckpointError(
+            f"{path}: not a yolotut training checkpoint (expected format {TRAINING_FORMAT})", path=path
+        )
+    missing = sorted(_TRAINING_KEYS - set(payload))
+    if missing:
+        raise CheckpointError(
+            f"{path}: a yolotut training checkpoint without {missing}; it is damaged: use the run's "
+            "other checkpoint (final.pt / last.pt) or train again",
+            path=path,
+        )
     return payload
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def model_from_training_payload(payload: Mapping[str, Any]) -> DetectionModel:
@@ -439,7 +480,15 @@ def model_from_training_payload(payload: Mapping[str, Any]) -> DetectionModel:
 
 def load_trained_model(path: str | os.PathLike) -> DetectionModel:
     """Rebuild a trained model from a run's ``final.pt`` / ``last.pt``, in eval mode."""
-    return model_from_training_payload(load_training_checkpoint(path))
+    payload = load_training_checkpoint(path)
+    try:
+        return model_from_training_payload(payload)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+        raise CheckpointError(
+            f"{path}: a training checkpoint whose model does not rebuild ({type(exc).__name__}: {_first_line(exc)}); "
+            "it is damaged or from an incompatible yolotut version: train again",
+            path=path,
+        ) from exc
 
 
 def load_model(path: str | os.PathLike) -> DetectionModel:
@@ -448,6 +497,6 @@ def load_model(path: str | os.PathLike) -> DetectionModel:
     Ultralytics')."""
     try:
         return load_trained_model(path)
-    except ValueError:
-        # Not a training checkpoint: the model loader reads it, or says why it cannot.
+    except NotATrainingCheckpointError:
+        # The model loader reads it, or says why it cannot.
         return load_checkpoint(path)

@@ -109,7 +109,7 @@ def load_measurements(paths: str | Path | Iterable[str | Path]) -> list[Measurem
     for f in files:
         try:
             doc = json.loads(f.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ClaimsError(f"{f}: not valid JSON ({exc}); expected a result file written by yolotut") from exc
         found = measurements_from_json(doc, str(f))
         if not found and not _all_skipped(doc):

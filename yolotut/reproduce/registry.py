@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from yolotut.errors import InputError
 from yolotut.inference.engines import ENGINES
 
 # --- vocabularies -------------------------------------------------------------------
@@ -57,7 +58,7 @@ DEFAULT_TOLERANCE_POINTS = 1.0
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 
-class ClaimsError(ValueError):
+class ClaimsError(InputError):
     """Bad claims file or result file; the message names the file and the entry."""
 
 
@@ -189,8 +190,8 @@ def load_claims(path: str | Path | None = None) -> Claims:
         )
     try:
         doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ClaimsError(f"{p}: not valid YAML: {exc}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        raise ClaimsError(f"{p}: not valid YAML: {' '.join(str(exc).split())}; fix the file", path=p) from exc
     return parse_claims(doc, p)
 
 
@@ -259,7 +260,7 @@ def _parse_claim(raw: Any, i: int, sources: Mapping[str, Source], path: Path | s
     cid = raw["id"]
     if not isinstance(cid, str) or not _SLUG.match(cid):
         raise _fail(path, where, "id must be a lower-case slug (letters, digits, underscores)")
-    if raw["source"] not in sources:
+    if not isinstance(raw["source"], str) or raw["source"] not in sources:
         raise _fail(path, where, f"source {raw['source']!r} is not a key of 'sources' ({sorted(sources)})")
     if raw["metric"] not in CLAIM_METRICS:
         raise _fail(path, where, f"metric {raw['metric']!r} not one of {list(CLAIM_METRICS)}")
@@ -323,7 +324,7 @@ def _parse_comparisons(raw: Any, claims: Mapping[str, Claim], path: Path | str) 
             raise _fail(path, where, "an absolute comparison needs a numerator claim only")
         for key in ("numerator", "denominator", "claim"):
             ref = entry.get(key)
-            if ref is not None and ref not in claims:
+            if ref is not None and (not isinstance(ref, str) or ref not in claims):
                 raise _fail(path, where, f"{key} {ref!r} is not a claim id")
         sides = ("numerator",) if kind == "absolute" else ("numerator", "denominator")
         select = entry["select"]
@@ -343,7 +344,7 @@ def _parse_comparisons(raw: Any, claims: Mapping[str, Claim], path: Path | str) 
                 if isinstance(v, list) and not v:
                     raise _fail(path, where, f"select.{side}.{k}: empty list matches nothing")
         same = entry.get("same") or []
-        if not isinstance(same, list) or set(same) - _SAME_FIELDS:
+        if not isinstance(same, list) or not all(isinstance(f, str) for f in same) or set(same) - _SAME_FIELDS:
             raise _fail(path, where, f"same must be a list drawn from {sorted(_SAME_FIELDS)}")
         tol = entry.get("tolerance")
         if tol is not None and (not is_number(tol) or not 0 < tol < 1):

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from yolotut.errors import InputError
 from yolotut.inference.engines import ENGINES, canonical_engine_name
 from yolotut.reproduce import claims as claims_mod
 from yolotut.reproduce.claims import Measurement, Verdict
@@ -31,12 +32,20 @@ def load_records(results_dir: str | Path) -> list[dict[str, Any]]:
     """Every measured record of the result files in ``results_dir`` (file order, skipped ones left out)."""
     records = []
     for path in sorted(Path(results_dir).glob("*.json")):
-        doc = json.loads(path.read_text())
-        for rec in doc.get("measurements", []) if isinstance(doc, Mapping) else []:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise InputError(f"{path}: not valid JSON ({exc}); re-run what wrote it, or delete the file", path=path) from exc
+        measured = doc.get("measurements", []) if isinstance(doc, Mapping) else []
+        for i, rec in enumerate(measured if isinstance(measured, list) else []):
+            if not isinstance(rec, Mapping):
+                raise InputError(f"{path}: measurements[{i}] is a {type(rec).__name__}, not an object; re-run what wrote it", path=path)
             if rec.get("skipped"):
                 continue
-            info = rec.get("engine_info") or {}
+            info = rec.get("engine_info") if isinstance(rec.get("engine_info"), Mapping) else {}
             engine = rec.get("engine") or info.get("engine")
+            if engine is not None and not isinstance(engine, str):
+                raise InputError(f"{path}: measurements[{i}]: engine {engine!r} is not a name; re-run what wrote it", path=path)
             records.append({
                 **rec,
                 "label": rec.get("label") or " ".join(str(p) for p in (rec.get("arch"), rec.get("variant")) if p),

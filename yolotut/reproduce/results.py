@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from yolotut.errors import InputError
+
 MANIFEST_FORMAT = "yolotut-manifest/1"
 RESULTS_FORMAT = "yolotut-results/1"
 PRECISIONS = ("fp32", "int8")
@@ -34,13 +36,16 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         return {"format": MANIFEST_FORMAT, "models": [], "notebooks": []}
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc}); delete it and re-run the notebooks") from exc
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}); delete it and re-run the notebooks", path=path) from exc
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{path}: not a yolotut manifest (expected format {MANIFEST_FORMAT}); delete it and re-run")
+        raise InputError(f"{path}: not a yolotut manifest (expected format {MANIFEST_FORMAT}); delete it and re-run", path=path)
     data.setdefault("models", [])
     data.setdefault("notebooks", [])
+    for key in ("models", "notebooks"):
+        if not isinstance(data[key], list) or not all(isinstance(entry, dict) for entry in data[key]):
+            raise InputError(f"{path}: '{key}' must be a list of objects; delete the file and re-run the notebooks", path=path)
     return data
 
 
@@ -175,11 +180,13 @@ def read_results_file(path: str | Path) -> dict[str, Any]:
     """One results file (a notebook's or a benchmark script's); a clear error when it is not one."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}): re-run what wrote it, or delete the file") from exc
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(f"{path} is not valid JSON ({exc}): re-run what wrote it, or delete the file", path=path) from exc
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
-        raise ValueError(f"{path} is not a yolotut results file (expected format {RESULTS_FORMAT}): re-run what wrote it")
+        raise InputError(
+            f"{path} is not a yolotut results file (expected format {RESULTS_FORMAT}): re-run what wrote it", path=path
+        )
     return data
 
 

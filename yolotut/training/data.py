@@ -39,6 +39,7 @@ import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from yolotut.boxes import letterbox
+from yolotut.errors import InputError
 from yolotut.training.augment import (
     augment_hyp,
     hsv_jitter,
@@ -53,6 +54,7 @@ __all__ = [
     "BUILTIN_DATASETS",
     "IMG_SUFFIXES",
     "DatasetConfig",
+    "DatasetConfigError",
     "ImageError",
     "ImageMeta",
     "LabelError",
@@ -77,12 +79,16 @@ COORD_TOLERANCE = 1e-3
 OnError = Literal["raise", "skip"]
 
 
-class LabelError(ValueError):
+class LabelError(InputError):
     """A label file (or one of its lines) is malformed; the message names file and line."""
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An image file is missing, empty, or cannot be decoded; the message names the file."""
+
+
+class DatasetConfigError(InputError):
+    """A dataset yaml that is not valid YAML or not a usable dataset definition; the message names it."""
 
 
 # --- dataset definitions --------------------------------------------------------------
@@ -127,16 +133,18 @@ def _builtin_root(asset_name: str, yaml_file: Path) -> Path:
     try:
         return assets.fetch(asset_name)
     except assets.UnknownAssetError as exc:
-        raise ValueError(f"{yaml_file}: names asset {asset_name!r}, which yolotut.assets does not know") from exc
+        raise DatasetConfigError(f"{yaml_file}: names asset {asset_name!r}, which yolotut.assets does not know") from exc
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"dataset yaml {path} is not valid YAML: {exc}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        # safe_load refuses !!python/object tags (ConstructorError, a YAMLError).
+        reason = " ".join(str(exc).split())
+        raise DatasetConfigError(f"dataset yaml {path} is not valid YAML ({reason}); fix the file", path=path) from exc
     if not isinstance(data, dict):
-        raise ValueError(f"dataset yaml {path} must be a mapping with train/val/names keys, got {type(data).__name__}")
+        raise DatasetConfigError(f"dataset yaml {path} must be a mapping with train/val/names keys, got {type(data).__name__}")
     return data
 
 
@@ -144,20 +152,46 @@ def _parse_names(data: Mapping[str, Any], path: Path) -> list[str]:
     names = data.get("names")
     if isinstance(names, Mapping):
         # Newer YOLOv5 yaml: {0: person, 1: bicycle, ...}; ids must be 0..n-1.
-        try:
-            ids = sorted(int(k) for k in names)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: 'names' keys must be class ids 0..n-1, got {list(names)}") from exc
-        if ids != list(range(len(ids))):
-            raise ValueError(f"{path}: 'names' keys must be the class ids 0..{len(ids) - 1} without gaps, got {ids}")
-        names = [names[k] if k in names else names[str(k)] for k in ids]
+        by_id = {_class_id(k): v for k, v in names.items()}
+        if None in by_id or len(by_id) != len(names) or sorted(by_id) != list(range(len(by_id))):
+            raise DatasetConfigError(
+                f"{path}: 'names' keys must be the class ids 0..{len(names) - 1} without gaps, got {list(names)}"
+            )
+        names = [by_id[k] for k in range(len(by_id))]
     if not isinstance(names, list) or not names:
-        raise ValueError(f"{path}: needs 'names', a non-empty list (or {{id: name}} mapping) of class names")
+        raise DatasetConfigError(f"{path}: needs 'names', a non-empty list (or {{id: name}} mapping) of class names")
     names = [str(n) for n in names]
     nc = data.get("nc", len(names))
     if not isinstance(nc, int) or nc != len(names):
-        raise ValueError(f"{path}: nc={nc!r} but 'names' lists {len(names)} classes; make them agree")
+        raise DatasetConfigError(f"{path}: nc={nc!r} but 'names' lists {len(names)} classes; make them agree")
     return names
+
+
+def _class_id(key: Any) -> int | None:
+    """A ``names`` mapping key as a class id (``0`` or ``"0"``), None if it is none."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return key
+    if isinstance(key, str) and key.strip().isdecimal():
+        return int(key)
+    return None
+
+
+def _yaml_path(value: Any, yaml_file: Path, key: str) -> Path:
+    """A path written in the yaml, ``~`` expanded; :class:`DatasetConfigError` if it cannot be one."""
+    text = str(value)
+    if "\x00" in text:
+        raise DatasetConfigError(f"{yaml_file}: {key}: {text!r} contains a NUL character; fix '{key}:'", path=yaml_file)
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as exc:  # "~user" of an unknown user
+        raise DatasetConfigError(f"{yaml_file}: {key}: {text!r}: {exc}; fix '{key}:'", path=yaml_file) from exc
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # e.g. a name longer than the file system allows
+        return False
 
 
 def _resolve_root(data: Mapping[str, Any], yaml_file: Path, base: Path | None) -> Path:
@@ -168,7 +202,7 @@ def _resolve_root(data: Mapping[str, Any], yaml_file: Path, base: Path | None) -
     yaml files), then against the working directory; the first existing folder wins.
     """
     raw = data.get("path") or "."
-    p = Path(str(raw)).expanduser()
+    p = _yaml_path(raw, yaml_file, "path")
     if base is not None:
         candidates = [base / p]
     elif p.is_absolute():
@@ -177,7 +211,7 @@ def _resolve_root(data: Mapping[str, Any], yaml_file: Path, base: Path | None) -
         here = yaml_file.parent
         candidates = [here / p, here.parent / p, Path.cwd() / p]
     for c in candidates:
-        if c.is_dir():
+        if _is_dir(c):
             return c.resolve()
     tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
     raise FileNotFoundError(
@@ -219,22 +253,22 @@ def load_dataset_config(name_or_path: str | os.PathLike[str]) -> DatasetConfig:
         if split is None or value in (None, ""):
             continue
         if not isinstance(value, str):
-            raise ValueError(
+            raise DatasetConfigError(
                 f"{yaml_file}: {key}: {value!r}: only a single image folder per split is supported "
                 f"(not lists or .txt file lists)"
             )
-        folder = Path(value).expanduser()
+        folder = _yaml_path(value, yaml_file, str(key))
         folder = folder if folder.is_absolute() else root / folder
-        if not folder.is_dir():
+        if not _is_dir(folder):
             raise FileNotFoundError(
                 f"{yaml_file}: {key} split folder {folder} does not exist; fix '{key}:' (relative to "
                 f"{root}) or fetch the dataset"
             )
         if split in splits and splits[split] != folder:
-            raise ValueError(f"{yaml_file}: both 'val' and 'valid' given, pointing at different folders")
+            raise DatasetConfigError(f"{yaml_file}: both 'val' and 'valid' given, pointing at different folders")
         splits[split] = folder
     if "train" not in splits and "val" not in splits:
-        raise ValueError(f"{yaml_file}: needs at least a 'train' or 'val' image folder")
+        raise DatasetConfigError(f"{yaml_file}: needs at least a 'train' or 'val' image folder")
     return DatasetConfig(
         name=yaml_file.stem, root=root, splits=splits, names=names, nc=len(names), yaml_path=yaml_file
     )
@@ -305,7 +339,8 @@ def _label_line_problem(fields: list[str], nc: int) -> str | None:
         return f"class id {fields[0]} is not an integer in [0, {nc - 1}] (nc={nc})"
     if any(v < -COORD_TOLERANCE or v > 1 + COORD_TOLERANCE for v in values[1:]):
         return "coordinates outside [0, 1] (labels must be normalized by the image size)"
-    if values[3] <= 0 or values[4] <= 0:
+    if np.float32(values[3]) <= 0 or np.float32(values[4]) <= 0:
+        # float32, as the labels are stored: 1e-50 is positive but would become 0
         return "non-positive box width/height"
     return None
 

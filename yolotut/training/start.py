@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from yolotut.models import build_model, load_checkpoint
-from yolotut.models.checkpoint import load_training_checkpoint, model_from_training_payload
+from yolotut.models.checkpoint import NotATrainingCheckpointError, load_training_checkpoint, model_from_training_payload
 from yolotut.training.config import TrainConfig
 
 
@@ -75,7 +75,7 @@ def _load_start(path: Path) -> nn.Module:
     """A model checkpoint (Ultralytics or yolotut), or the final.pt of a run trained without QAT."""
     try:
         payload = load_training_checkpoint(path)
-    except ValueError:
+    except NotATrainingCheckpointError:
         return load_checkpoint(path)
     if payload["quantized"]:
         raise ValueError(
