@@ -42,17 +42,17 @@ from typing import Literal
 import filelock
 import pooch
 import requests
-from yolotut.progress import tqdm
 
 from yolotut.errors import InputError, UnavailableError
+from yolotut.progress import tqdm
 
 __all__ = [
+    "REGISTRY",
     "Asset",
     "AssetChecksumError",
     "AssetIncompleteError",
     "AssetUnavailableError",
     "AssetVerificationError",
-    "REGISTRY",
     "SparseZooUnavailableError",
     "UnknownAssetError",
     "cache_dir",

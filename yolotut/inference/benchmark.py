@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psutil
-from yolotut.progress import tqdm
 
 from yolotut import hardware
 from yolotut.inference.engines import Engine, EngineUnavailableError, create_engine
+from yolotut.progress import tqdm
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import plotly.graph_objects as go
@@ -94,7 +94,7 @@ class BenchmarkResult:
     load_avg: list[float] | None = None  # 1/5/15-minute load average at the start
     other_cpu_cores: float | None = None  # cores' worth of CPU other processes used while timed
     steal_cpu_cores: float | None = None  # cores' worth taken by the hypervisor (VMs only)
-    timestamp: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    timestamp: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     skipped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

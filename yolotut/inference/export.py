@@ -397,7 +397,7 @@ def _dequantized_weight(graph, tensor_name: str) -> tuple[str | None, str | None
 
 def _block4_sparsity(is_zero: np.ndarray) -> float:
     """Fraction of 1x4 blocks along input channels that are entirely zero."""
-    out_channels, in_channels = is_zero.shape[:2]
+    in_channels = is_zero.shape[1]
     if in_channels % 4:
         return 0.0
     blocks = is_zero.transpose(0, 2, 3, 1).reshape(-1, in_channels // 4, 4)

@@ -80,7 +80,7 @@ def recipe_groups(recipe: str = GROUP_RECIPE) -> dict[str, LayerGroup]:
     The defaults are the recipe's top-level variables.
     """
     source = resources.files("yolotut.recipes") / recipe
-    data = yaml.load(source.read_text(), Loader=_RecipeLoader)  # noqa: S506 - SafeLoader subclass
+    data = yaml.load(source.read_text(), Loader=_RecipeLoader)
     modifiers = [m for m in data.get("modifiers", []) if m.get("__modifier__") == "GMPruningModifier"]
     if not modifiers:
         raise ValueError(f"{source}: no GMPruningModifier to read the layer groups from")

@@ -24,11 +24,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-from yolotut.progress import tqdm
 
 from yolotut.errors import InputError
 from yolotut.inference.benchmark import CpuContention, load_average, machine_busy
 from yolotut.inference.engines import Engine, available_cores
+from yolotut.progress import tqdm
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "draw", "write")
 

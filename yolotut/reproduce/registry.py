@@ -271,9 +271,8 @@ def _parse_claim(raw: Any, i: int, sources: Mapping[str, Source], path: Path | s
     elif not is_number(value):
         raise _fail(path, where, f"value must be a number or null, got {value!r}")
     high = raw.get("value_high")
-    if high is not None:
-        if not is_number(high) or value is None or high < value:
-            raise _fail(path, where, "value_high must be a number >= value (a claimed range)")
+    if high is not None and (not is_number(high) or value is None or high < value):
+        raise _fail(path, where, "value_high must be a number >= value (a claimed range)")
     for key in _CLAIM_INT_FIELDS:
         v = raw.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):

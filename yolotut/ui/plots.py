@@ -211,4 +211,4 @@ def engine_bar_figure(results: Iterable[Any], title: str = "Throughput per engin
     return fig
 
 
-__all__ = ["STATUS_COLORS", "ENGINE_COLORS", "verdict_figure", "speed_vs_map_figure", "engine_bar_figure"]
+__all__ = ["ENGINE_COLORS", "STATUS_COLORS", "engine_bar_figure", "speed_vs_map_figure", "verdict_figure"]
