@@ -54,6 +54,8 @@ ctx
 # The model list comes from the manifest the earlier notebooks wrote.
 
 # %%
+import plotly.graph_objects as go
+
 from yolotut.ui.widgets import EngineComparison, choices_from_manifest
 
 comparison = EngineComparison(choices_from_manifest(ctx.manifest_path), warmup=cfg.warmup, iterations=cfg.iterations)
@@ -70,6 +72,16 @@ comparison.engines.value = ("onnxruntime", "deepsparse")
 comparison.batch_size.value = 1
 comparison.button.click()
 comparison.status.value
+
+# %% [markdown]
+# A widget draws only while its kernel runs, so a saved copy of this notebook (GitHub,
+# nbviewer, an HTML export) would show an empty box. The same run as a plain chart and table:
+
+# %%
+from IPython.display import HTML, display
+
+display(go.Figure(comparison.figure))
+HTML(comparison.table_html())
 
 # %% [markdown]
 # ## Scaling with cores
