@@ -1,13 +1,4 @@
-"""Datasets in the YOLO layout: dataset yaml, label files, the training/validation dataset.
-
-Layout (the one Roboflow exports and YOLOv5 reads)::
-
-    <root>/train/images/<stem>.jpg   <root>/train/labels/<stem>.txt
-    <root>/valid/images/...          <root>/valid/labels/...
-
-A label file has one object per line, ``cls cx cy w h``, the box centre and size
-normalized to ``[0, 1]`` by the image width/height. A missing label file means an
-image without objects (normal in YOLO datasets).
+"""The training and validation dataset: YOLO images and labels, letterboxed and augmented.
 
 Error policy (``on_error``): ``"raise"`` stops at bad input with an error that names the
 file (and line); ``"skip"`` leaves bad images out, records them in
@@ -19,27 +10,25 @@ an image whose header is fine but whose data are not raises :class:`ImageError` 
 or, with ``"skip"``, is recorded and replaced by the next good image (in a worker
 process that record stays in the worker's copy of the dataset, so only the warning
 reaches the main process).
+
+The dataset yaml lives in :mod:`yolotut.training.dataset_config`, label and image files
+in :mod:`yolotut.training.labels`; their names are importable from here too.
 """
 
 from __future__ import annotations
 
-import importlib.resources
-import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import cv2
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from yolotut.boxes import letterbox
-from yolotut.errors import InputError
 from yolotut.training.augment import (
     augment_hyp,
     hsv_jitter,
@@ -48,6 +37,17 @@ from yolotut.training.augment import (
     random_flips,
     xywhn_to_xyxy,
     xyxy_to_xywhn,
+)
+from yolotut.training.dataset_config import BUILTIN_DATASETS, DatasetConfig, DatasetConfigError, load_dataset_config
+from yolotut.training.labels import (
+    IMG_SUFFIXES,
+    ImageError,
+    LabelError,
+    _check_image_header,
+    image_to_label_path,
+    list_images,
+    parse_label_file,
+    read_image,
 )
 
 __all__ = [
@@ -68,307 +68,7 @@ __all__ = [
     "read_image",
 ]
 
-IMG_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-# Dataset yaml files shipped in yolotut/datasets/, by short name.
-BUILTIN_DATASETS = ("pistols", "asl")
-# Split names as YOLOv5 writes them in yaml -> our canonical key.
-_SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-# Label coordinates may overshoot [0, 1] by rounding in the exporting tool; beyond
-# this the file is wrong (pixel coordinates, swapped columns, ...).
-COORD_TOLERANCE = 1e-3
 OnError = Literal["raise", "skip"]
-
-
-class LabelError(InputError):
-    """A label file (or one of its lines) is malformed; the message names file and line."""
-
-
-class ImageError(InputError):
-    """An image file is missing, empty, or cannot be decoded; the message names the file."""
-
-
-class DatasetConfigError(InputError):
-    """A dataset yaml that is not valid YAML or not a usable dataset definition; the message names it."""
-
-
-# --- dataset definitions --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    """A dataset definition: where the split image folders are and what the classes are.
-
-    ``splits`` maps the canonical split names ``"train"``, ``"val"``, ``"test"`` to
-    image folders (``"valid"`` is accepted as a synonym of ``"val"`` by
-    :meth:`split_dir`). ``yaml_path`` is the file the definition came from.
-    """
-
-    name: str
-    root: Path
-    splits: dict[str, Path]
-    names: list[str]
-    nc: int
-    yaml_path: Path | None = field(default=None, compare=False)
-
-    def split_dir(self, split: str) -> Path:
-        """Image folder of ``split`` (``train``, ``val``/``valid``, ``test``)."""
-        key = _SPLIT_ALIASES.get(split)
-        if key is None:
-            raise ValueError(f"unknown split {split!r}; use one of train, val (or valid), test")
-        if key not in self.splits:
-            source = f" ({self.yaml_path})" if self.yaml_path else ""
-            raise ValueError(
-                f"dataset {self.name!r}{source} defines no {key!r} split; it has {sorted(self.splits)}"
-            )
-        return self.splits[key]
-
-
-def _builtin_yaml(name: str) -> Path:
-    return Path(str(importlib.resources.files("yolotut") / "datasets" / f"{name}.yaml"))
-
-
-def _builtin_root(asset_name: str, yaml_file: Path) -> Path:
-    from yolotut import assets
-
-    try:
-        return assets.fetch(asset_name)
-    except assets.UnknownAssetError as exc:
-        raise DatasetConfigError(f"{yaml_file}: names asset {asset_name!r}, which yolotut.assets does not know") from exc
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
-        # safe_load refuses !!python/object tags (ConstructorError, a YAMLError).
-        reason = " ".join(str(exc).split())
-        raise DatasetConfigError(f"dataset yaml {path} is not valid YAML ({reason}); fix the file", path=path) from exc
-    if not isinstance(data, dict):
-        raise DatasetConfigError(f"dataset yaml {path} must be a mapping with train/val/names keys, got {type(data).__name__}")
-    return data
-
-
-def _parse_names(data: Mapping[str, Any], path: Path) -> list[str]:
-    names = data.get("names")
-    if isinstance(names, Mapping):
-        # Newer YOLOv5 yaml: {0: person, 1: bicycle, ...}; ids must be 0..n-1.
-        by_id = {_class_id(k): v for k, v in names.items()}
-        if None in by_id or len(by_id) != len(names) or sorted(by_id) != list(range(len(by_id))):
-            raise DatasetConfigError(
-                f"{path}: 'names' keys must be the class ids 0..{len(names) - 1} without gaps, got {list(names)}"
-            )
-        names = [by_id[k] for k in range(len(by_id))]
-    if not isinstance(names, list) or not names:
-        raise DatasetConfigError(f"{path}: needs 'names', a non-empty list (or {{id: name}} mapping) of class names")
-    names = [str(n) for n in names]
-    nc = data.get("nc", len(names))
-    if not isinstance(nc, int) or nc != len(names):
-        raise DatasetConfigError(f"{path}: nc={nc!r} but 'names' lists {len(names)} classes; make them agree")
-    return names
-
-
-def _class_id(key: Any) -> int | None:
-    """A ``names`` mapping key as a class id (``0`` or ``"0"``), None if it is none."""
-    if isinstance(key, int) and not isinstance(key, bool):
-        return key
-    if isinstance(key, str) and key.strip().isdecimal():
-        return int(key)
-    return None
-
-
-def _yaml_path(value: Any, yaml_file: Path, key: str) -> Path:
-    """A path written in the yaml, ``~`` expanded; :class:`DatasetConfigError` if it cannot be one."""
-    text = str(value)
-    if "\x00" in text:
-        raise DatasetConfigError(f"{yaml_file}: {key}: {text!r} contains a NUL character; fix '{key}:'", path=yaml_file)
-    try:
-        return Path(text).expanduser()
-    except RuntimeError as exc:  # "~user" of an unknown user
-        raise DatasetConfigError(f"{yaml_file}: {key}: {text!r}: {exc}; fix '{key}:'", path=yaml_file) from exc
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:  # e.g. a name longer than the file system allows
-        return False
-
-
-def _resolve_root(data: Mapping[str, Any], yaml_file: Path, base: Path | None) -> Path:
-    """Dataset root from the yaml's ``path`` key.
-
-    A relative ``path`` is tried against the yaml's folder, then against its parent
-    (YOLOv5 resolves it against the YOLOv5 checkout, whose ``data/`` folder holds the
-    yaml files), then against the working directory; the first existing folder wins.
-    """
-    raw = data.get("path") or "."
-    p = _yaml_path(raw, yaml_file, "path")
-    if base is not None:
-        candidates = [base / p]
-    elif p.is_absolute():
-        candidates = [p]
-    else:
-        here = yaml_file.parent
-        candidates = [here / p, here.parent / p, Path.cwd() / p]
-    for c in candidates:
-        if _is_dir(c):
-            return c.resolve()
-    tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
-    raise FileNotFoundError(
-        f"{yaml_file}: dataset folder path={raw!r} not found (tried {tried}); fix 'path' in the yaml "
-        f"or make it absolute"
-    )
-
-
-def load_dataset_config(name_or_path: str | os.PathLike[str]) -> DatasetConfig:
-    """Read a dataset definition: a built-in name (``pistols``, ``asl``) or a yaml file.
-
-    The yaml is in the YOLOv5 format: ``path`` (dataset root), ``train``/``val``/``test``
-    (image folders, relative to the root), ``names`` (list or ``{id: name}``) and
-    optionally ``nc``. Built-in definitions are resolved against the dataset asset
-    (:func:`yolotut.assets.fetch`, i.e. ``$YOLOTUT_MIRROR`` or the download cache).
-    Every split the yaml declares must exist; the error names the folder and the yaml.
-    """
-    text = os.fspath(name_or_path)
-    base: Path | None = None
-    if text in BUILTIN_DATASETS:
-        yaml_file = _builtin_yaml(text)
-        data = _read_yaml(yaml_file)
-        base = _builtin_root(str(data.get("asset", text)), yaml_file)
-    else:
-        yaml_file = Path(text).expanduser()
-        if not yaml_file.is_file():
-            raise FileNotFoundError(
-                f"dataset {text!r} is neither a built-in dataset ({', '.join(BUILTIN_DATASETS)}) nor an "
-                f"existing yaml file"
-            )
-        yaml_file = yaml_file.resolve()
-        data = _read_yaml(yaml_file)
-
-    names = _parse_names(data, yaml_file)
-    root = _resolve_root(data, yaml_file, base)
-    splits: dict[str, Path] = {}
-    for key, value in data.items():
-        split = _SPLIT_ALIASES.get(str(key))
-        if split is None or value in (None, ""):
-            continue
-        if not isinstance(value, str):
-            raise DatasetConfigError(
-                f"{yaml_file}: {key}: {value!r}: only a single image folder per split is supported "
-                f"(not lists or .txt file lists)"
-            )
-        folder = _yaml_path(value, yaml_file, str(key))
-        folder = folder if folder.is_absolute() else root / folder
-        if not _is_dir(folder):
-            raise FileNotFoundError(
-                f"{yaml_file}: {key} split folder {folder} does not exist; fix '{key}:' (relative to "
-                f"{root}) or fetch the dataset"
-            )
-        if split in splits and splits[split] != folder:
-            raise DatasetConfigError(f"{yaml_file}: both 'val' and 'valid' given, pointing at different folders")
-        splits[split] = folder
-    if "train" not in splits and "val" not in splits:
-        raise DatasetConfigError(f"{yaml_file}: needs at least a 'train' or 'val' image folder")
-    return DatasetConfig(
-        name=yaml_file.stem, root=root, splits=splits, names=names, nc=len(names), yaml_path=yaml_file
-    )
-
-
-# --- files ----------------------------------------------------------------------------
-
-
-def list_images(images_dir: str | os.PathLike[str]) -> list[Path]:
-    """Image files directly inside ``images_dir``, sorted by name."""
-    folder = Path(images_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMG_SUFFIXES and p.is_file())
-
-
-def image_to_label_path(image: str | os.PathLike[str]) -> Path:
-    """``.../images/x.jpg`` -> ``.../labels/x.txt`` (last ``images`` folder; else beside the image)."""
-    p = Path(image)
-    parts = list(p.parts)
-    for i in range(len(parts) - 2, -1, -1):
-        if parts[i] == "images":
-            parts[i] = "labels"
-            return Path(*parts).with_suffix(".txt")
-    return p.with_suffix(".txt")
-
-
-def parse_label_file(path: str | os.PathLike[str], nc: int) -> np.ndarray:
-    """Parse a YOLO txt label file into ``float32 [n, 5]`` rows ``cls, cx, cy, w, h``.
-
-    Blank lines are ignored. Raises :class:`LabelError` naming the file and line for
-    anything else that is not five numbers with an integer class id in ``[0, nc)``,
-    coordinates in ``[0, 1]`` (within :data:`COORD_TOLERANCE`, then clipped) and
-    positive width and height. Polygon (segmentation) labels are rejected.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LabelError(f"{path}: cannot read label file: {exc}") from exc
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        reason = _label_line_problem(fields, nc)
-        if reason is not None:
-            raise LabelError(f"{path}:{lineno}: {reason} in line {line.strip()!r}; expected 'class cx cy w h'")
-        rows.append([float(f) for f in fields])
-    out = np.array(rows, dtype=np.float32).reshape(-1, 5)
-    out[:, 1:] = out[:, 1:].clip(0.0, 1.0)
-    return out
-
-
-def _label_line_problem(fields: list[str], nc: int) -> str | None:
-    """Why one split label line is invalid, or None."""
-    if len(fields) != 5:
-        hint = " (polygon/segment labels are not supported; convert them to boxes)" if len(fields) > 5 else ""
-        return f"{len(fields)} fields instead of 5{hint}"
-    try:
-        values = [float(f) for f in fields]
-    except ValueError:
-        return "non-numeric value"
-    if not all(math.isfinite(v) for v in values):
-        return "non-finite value"
-    cls = values[0]
-    if cls != int(cls) or not 0 <= cls < nc:
-        return f"class id {fields[0]} is not an integer in [0, {nc - 1}] (nc={nc})"
-    if any(v < -COORD_TOLERANCE or v > 1 + COORD_TOLERANCE for v in values[1:]):
-        return "coordinates outside [0, 1] (labels must be normalized by the image size)"
-    if np.float32(values[3]) <= 0 or np.float32(values[4]) <= 0:
-        # float32, as the labels are stored: 1e-50 is positive but would become 0
-        return "non-positive box width/height"
-    return None
-
-
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode an image file to a BGR uint8 ``HxWx3`` array; :class:`ImageError` if it cannot."""
-    path = Path(path)
-    try:
-        # imdecode of the raw bytes works for any file name (spaces, non-ASCII on Windows).
-        buf = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read image file: {exc}") from exc
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
-    if img is None:
-        raise ImageError(f"{path}: not a decodable image (corrupt, empty or unsupported format); remove or replace it")
-    return img
-
-
-def _check_image_header(path: Path) -> str | None:
-    """Why ``path`` is not a usable image, or None. Reads only the header."""
-    try:
-        if path.stat().st_size == 0:
-            return "empty file"
-    except OSError as exc:
-        return f"cannot stat: {exc}"
-    if not cv2.haveImageReader(str(path)):
-        return "not an image format OpenCV can decode (corrupt header or wrong extension)"
-    return None
 
 
 # --- dataset --------------------------------------------------------------------------
