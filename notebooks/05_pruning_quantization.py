@@ -231,12 +231,12 @@ thin_map = ctx.record(evaluate(thin_engine, "pistols", split="valid", max_images
 import pandas as pd
 
 speeds = pd.DataFrame([r for r in ctx.measurements if r.get("batch_size") == 1 and r.get("items_per_sec")])
-comparison = speeds.pivot_table(index="variant", columns="engine", values="items_per_sec")
+comparison = speeds.pivot_table(index="variant", columns="engine", values="items_per_sec").add_suffix(" items/s")
 comparison["mAP@0.5"] = pd.Series({"pruned-quantized": pq_map["map50"], "thinned-quantized": thin_map["map50"]})
 comparison["MB gzipped"] = pd.Series({"pruned-quantized": pq_file["file_size_gz_mb"],
                                       "thinned-quantized": thin_file["file_size_gz_mb"]})
 comparison["conv weights removed"] = pd.Series({"pruned-quantized": 0.0, "thinned-quantized": channels_removed})
-comparison.round(3)
+comparison.rename_axis(columns=None).round(3)
 
 # %% [markdown]
 # ## Save

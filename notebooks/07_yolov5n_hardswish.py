@@ -259,7 +259,7 @@ speeds = measured[measured["batch_size"].eq(1) & measured["items_per_sec"].notna
 summary = speeds.pivot_table(index="label", columns="engine", values="items_per_sec").add_suffix(" items/s")
 summary["video FPS"] = pd.Series({label: video["fps"] for label, video in videos.items()})
 summary["mAP@0.5"] = pd.Series({label: score["map50"] for label, score in maps.items()})
-summary.loc[list(models)].round(3)
+summary.loc[list(models)].rename_axis(index=None, columns=None).round(3)
 
 # %%
 from yolotut.ui.widgets import show_frames
