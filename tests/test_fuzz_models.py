@@ -121,6 +121,22 @@ def test_onnx_model_inspection(folder: Path, onnx_sources: dict[str, bytes], ste
         assert isinstance(report, SparsityReport) and 0.0 <= report.conv_sparsity <= 1.0
 
 
+
+def test_a_weight_whose_bytes_do_not_fill_its_shape_is_a_damaged_file(folder: Path) -> None:
+    # Found by the long fuzz run: one flipped byte in the tiny model's weight shape
+    # (6, 3, 1, 1) -> (1, 3, 1, 1) left 18 floats for a 3-float tensor; the sparsity
+    # reader raised numpy's reshape ValueError instead of naming the file.
+    import onnx
+
+    from yolotut.inference.export import measure_onnx_sparsity
+
+    model = onnx.load_from_string(_tiny_detector_bytes())
+    next(t for t in model.graph.initializer if t.name == "w").dims[0] = 1
+    path = folder / "torn weight.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(OnnxModelError, match="torn weight.onnx.*'conv' has a damaged weight"):
+        measure_onnx_sparsity(path)
+
 # --- checkpoints: generated pickles ----------------------------------------------------
 
 ALLOWED_GLOBALS = [

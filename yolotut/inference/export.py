@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from yolotut.compat import apply_sparseml_compat
+from yolotut.errors import OnnxModelError
 
 OPSET = 13
 INPUT_SCALE = 1.0 / 255.0  # float input is pixels / 255, so uint8 pixels are its exact quantization
@@ -326,8 +327,6 @@ def _add_metadata(path: Path, model: nn.Module, imgsz: int, quantized: bool) -> 
 
 def measure_onnx_sparsity(path: str | Path) -> SparsityReport:
     """Conv-weight sparsity of an ONNX model, per layer and overall, INT8 or float."""
-    from onnx import numpy_helper
-
     from yolotut.inference.onnx_file import load_onnx
 
     path = Path(path)
@@ -336,32 +335,16 @@ def measure_onnx_sparsity(path: str | Path) -> SparsityReport:
     ops = Counter(node.op_type for node in graph.node)
     layers: list[LayerSparsity] = []
     for node in graph.node:
-        if node.op_type == "Conv":
-            weight_name, zero_point_name = node.input[1], None
-        elif node.op_type == "QLinearConv":
-            weight_name, zero_point_name = node.input[3], node.input[5]
-        elif node.op_type == "ConvInteger":
-            weight_name = node.input[1]
-            zero_point_name = node.input[3] if len(node.input) > 3 else None
-        else:
-            continue
-        if weight_name not in initializers:
-            # A QDQ conv takes its weight from a DequantizeLinear; follow it.
-            weight_name, zero_point_name = _dequantized_weight(graph, weight_name)
-            if weight_name is None:
-                continue
-        weight = numpy_helper.to_array(initializers[weight_name])
-        zero = numpy_helper.to_array(initializers[zero_point_name]) if zero_point_name in initializers else 0
-        is_zero = weight == np.asarray(zero).reshape(-1, *([1] * (weight.ndim - 1))) if np.ndim(zero) else weight == zero
-        layers.append(
-            LayerSparsity(
-                name=node.name,
-                op_type=node.op_type,
-                shape=tuple(int(d) for d in weight.shape),
-                sparsity=float(is_zero.mean()),
-                block4_sparsity=_block4_sparsity(is_zero),
-            )
-        )
+        try:
+            layer = _conv_layer_sparsity(graph, initializers, node)
+        except (ValueError, IndexError) as exc:
+            # a damaged file: a tensor whose bytes do not fill its shape, a node short of inputs
+            raise OnnxModelError(
+                f"{path}: convolution {node.name!r} has a damaged weight or zero point ({exc}); "
+                "export the model again", path=path,
+            ) from exc
+        if layer is not None:
+            layers.append(layer)
     sizes = [int(np.prod(layer.shape)) for layer in layers]
     total = sum(sizes)
     prunable = [(layer, size) for layer, size in zip(layers, sizes) if size >= 1024]
@@ -375,6 +358,37 @@ def measure_onnx_sparsity(path: str | Path) -> SparsityReport:
         op_counts=dict(ops),
         file_size_mb=path.stat().st_size / 1e6,
         layers=layers,
+    )
+
+
+def _conv_layer_sparsity(graph, initializers: dict, node) -> LayerSparsity | None:
+    """One convolution's weight sparsity; ``None`` for other nodes and for weights that are
+    computed at run time."""
+    from onnx import numpy_helper
+
+    if node.op_type == "Conv":
+        weight_name, zero_point_name = node.input[1], None
+    elif node.op_type == "QLinearConv":
+        weight_name, zero_point_name = node.input[3], node.input[5]
+    elif node.op_type == "ConvInteger":
+        weight_name = node.input[1]
+        zero_point_name = node.input[3] if len(node.input) > 3 else None
+    else:
+        return None
+    if weight_name not in initializers:
+        # A QDQ conv takes its weight from a DequantizeLinear; follow it.
+        weight_name, zero_point_name = _dequantized_weight(graph, weight_name)
+        if weight_name is None:
+            return None
+    weight = numpy_helper.to_array(initializers[weight_name])
+    zero = numpy_helper.to_array(initializers[zero_point_name]) if zero_point_name in initializers else 0
+    is_zero = weight == np.asarray(zero).reshape(-1, *([1] * (weight.ndim - 1))) if np.ndim(zero) else weight == zero
+    return LayerSparsity(
+        name=node.name,
+        op_type=node.op_type,
+        shape=tuple(int(d) for d in weight.shape),
+        sparsity=float(is_zero.mean()),
+        block4_sparsity=_block4_sparsity(is_zero),
     )
 
 
