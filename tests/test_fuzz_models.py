@@ -195,6 +195,7 @@ def _leaf(canary: Path) -> st.SearchStrategy:
                                             st.sampled_from(_canary_strings(canary)))),
         st.tuples(st.just("tensor"), st.integers(0, 20), st.lists(st.integers(0, 5), max_size=3),
                   st.lists(st.integers(0, 5), max_size=3)),
+        st.tuples(st.just("persistent id"), st.integers(min_value=-(2**31), max_value=2**31 - 1)),
     )
 
 
@@ -238,6 +239,8 @@ def _assemble(node: tuple) -> bytes:
         dims = lambda xs: b"(" + b"".join(b"J" + struct.pack("<i", x) for x in xs) + b"t"  # noqa: E731
         return (b"ctorch._utils\n_rebuild_tensor_v2\n(" + storage + b"J" + struct.pack("<i", offset) + dims(size)
                 + dims(stride) + b"\x89ccollections\nOrderedDict\n)Rt" + b"R")
+    if kind == "persistent id":  # torch's storages are tuples; anything else is a damaged file
+        return b"J" + struct.pack("<i", node[1]) + b"Q"
     if kind == "list":
         return b"](" + b"".join(map(_assemble, node[1])) + b"e"
     if kind == "tuple":
@@ -272,12 +275,25 @@ def _checkpoint_program(draw: st.DrawFn, canary: Path) -> tuple:
     return top
 
 
+# Crashes the fuzz runs found, kept as examples (stem -> program).
+_FOUND = {
+    # a training checkpoint's format tag without its contents (was a KeyError)
+    "format only": ("dict", [(("str", "format"), ("str", "yolotut-train/1"))]),
+    # a model checkpoint whose config is a string (was an AttributeError)
+    "string config": ("dict", [(("str", "state_dict"), ("none",)), (("str", "config"), ("str", ""))]),
+    # a persistent id that is not torch's storage tuple (torch's unpickler asserts)
+    "int persistent id": ("dict", [(("str", "model"), ("persistent id", 116))]),
+}
+
+
 @given(stem=file_stems, data=st.data(), container=st.sampled_from(["zip", "bare"]))
-@example(stem="c", data=None, container="zip")
+@example(stem="format only", data=None, container="zip")
+@example(stem="string config", data=None, container="zip")
+@example(stem="int persistent id", data=None, container="zip")
 def test_checkpoint_loader_on_generated_pickles(folder: Path, stem: str, data: st.DataObject | None, container: str) -> None:
     canary = folder / "canary-executed"
-    if data is None:  # a training checkpoint's format tag without its contents (was a KeyError)
-        program = ("dict", [(("str", "format"), ("str", "yolotut-train/1"))])
+    if data is None:
+        program = _FOUND[stem]
     else:
         program = data.draw(_checkpoint_program(canary))
     pickle_bytes = b"\x80\x02" + _assemble(program) + b"."

@@ -86,9 +86,10 @@ class NotATrainingCheckpointError(CheckpointError):
 # fuzzing: a mutated pickle gets to call an allowed rebuild function with the wrong
 # arguments, index a missing memo entry, read a short struct ...). Nothing of ours runs
 # inside torch.load, so each of these means "this file is unreadable", never a bug here.
+# AssertionError: torch's weights-only unpickler asserts on a damaged persistent id.
 _UNREADABLE = (
     RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, TypeError, KeyError,
-    IndexError, AttributeError, struct.error, OverflowError, RecursionError,
+    IndexError, AttributeError, struct.error, OverflowError, RecursionError, AssertionError,
 )
 
 
@@ -276,9 +277,11 @@ def _load_weights(model: DetectionModel, state_dict: Any, path: Path) -> None:
 
 
 def _from_project(ckpt: Mapping[str, Any], path: Path) -> DetectionModel:
+    if not isinstance(ckpt["config"], Mapping):
+        raise CheckpointError(f"{path}: invalid model config: a {type(ckpt['config']).__name__}, not a mapping")
     try:
         model = model_from_config(ckpt["config"])
-    except (ValueError, TypeError, KeyError) as err:
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
         raise CheckpointError(f"{path}: invalid model config: {err}") from err
     _load_weights(model, ckpt["state_dict"], path)
     return model
@@ -410,6 +413,16 @@ def save_atomically(payload: Any, path: str | os.PathLike) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_torn_writes(path: str | os.PathLike) -> list[Path]:
+    """Delete what :func:`save_atomically` left beside ``path`` when its process was
+    killed mid-write (SIGKILL, power loss): temporary files, never the file itself."""
+    path = Path(path)
+    torn = sorted(path.parent.glob(f".{path.name}.*.tmp"))
+    for leftover in torn:
+        leftover.unlink(missing_ok=True)
+    return torn
 
 
 # --- training checkpoints (``last.pt`` / ``final.pt`` of a run) ------------------------------
