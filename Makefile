@@ -17,7 +17,7 @@ ifeq ($(origin YOLOTUT_MIRROR), undefined)
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: env reproduce lint test test-fast clean-outputs
+.PHONY: env reproduce lint test test-fast fuzz clean-outputs
 
 env: $(STAMP)
 
@@ -40,6 +40,10 @@ test: lint
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not notebooks"
+
+# The fuzz tests' long budget: at least 10,000 generated inputs per parser, counts printed at the end.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -q -p no:cacheprovider -m fuzz
 
 clean-outputs:
 	rm -rf outputs

@@ -35,7 +35,12 @@ from yolotut.compat import apply_sparseml_compat
 from yolotut.inference.export import is_quantized
 from yolotut.inference.sparsify import conv_weight_sparsity
 from yolotut.models import model_from_config
-from yolotut.models.checkpoint import TRAINING_FORMAT, load_training_checkpoint, save_training_checkpoint
+from yolotut.models.checkpoint import (
+    TRAINING_FORMAT,
+    load_training_checkpoint,
+    remove_torn_writes,
+    save_training_checkpoint,
+)
 from yolotut.models.thinning import ChannelFade, ThinningConfig, apply_plan, plan
 from yolotut.progress import tqdm
 from yolotut.recipes import load_manager, quiet_loggers, recipe_path
@@ -122,6 +127,8 @@ def _prepare(config: TrainConfig, resume: bool) -> _Run:
     payload = load_training_checkpoint(last_path) if resume and last_path.exists() else None
     if resume and payload is None:
         raise FileNotFoundError(f"nothing to resume: {last_path} does not exist")
+    if resume:
+        remove_torn_writes(last_path)  # a save the killed run never finished; last.pt itself is whole
     if payload is not None:
         config = TrainConfig(**payload["config"])
     validate(config)
