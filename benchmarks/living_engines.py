@@ -96,7 +96,8 @@ def main() -> None:
     for key, value in seconds.items():
         print(f"{key}: quantized in {value:.0f} s")
 
-    models = living_engines.study_models(dense, nncf_ir, ort_qdq, sparseml, network=args.network, author_model=not args.no_author)
+    models = living_engines.study_models(dense, nncf_ir, ort_qdq, sparseml, network=args.network, author_model=not args.no_author,
+                                         qdq_dir=models_dir)
     settings = living_engines.StudySettings(
         batch_sizes=tuple(args.batch_sizes), rounds=args.rounds, warmup=args.warmup, iterations=args.iterations,
         big_warmup=args.big_warmup, big_iterations=args.big_iterations, val_images=args.val_images, cores=args.cores,

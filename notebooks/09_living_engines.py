@@ -22,7 +22,7 @@
 # **NNCF** for INT8) and **ONNX Runtime** (with its static quantizer). This notebook
 # puts them next to DeepSparse on the same models, on this machine.
 #
-# What you will learn:
+# **What you will learn**
 #
 # * how to make an INT8 model without training, the maintained way: NNCF post-training
 #   quantization (OpenVINO IR) and ONNX Runtime static QDQ INT8 (ONNX);
@@ -33,49 +33,30 @@
 # * what to use for which job, drawn from those measurements.
 
 # %% tags=["parameters"]
-# Parameters (papermill injects new values after this cell: `-p profile full`).
-# None means "the profile's default" (see the next cell).
-profile = "quick"  # "quick": minutes on 2 CPU cores, for checking the pipeline; "full": the real thing
-imgsz = 416  # input size of the blog's models
-cores = None  # CPU cores for the engines; None: all cores this process may use
+profile = "quick"  # "quick": minutes on 2 CPU cores, to check the pipeline; "full": the real run
 dense_model = "yolov5s-dense"  # <models_dir>/<name>.onnx: the dense fp32 export (notebook 02)
 sparseml_int8 = "yolov5s-oneshot-int8"  # <models_dir>/<name>.onnx: its SparseML one-shot INT8 (notebook 03), if present
-calibration_images = None  # training images for post-training INT8 (full: 300)
-val_images = None  # validation images for mAP@0.5 (full: all 500)
-batch_sizes = None  # e.g. [1, 64]
-rounds = None  # interleaved rounds per batch size
 results_dir = "../outputs/results"
 models_dir = "../outputs/models"
 manifest_path = "../outputs/manifest.json"
 
 # %% [markdown]
-# The next cell prints what this machine offers: INT8 speed depends on the CPU's
+# The setup's table says what this machine offers: INT8 speed depends on the CPU's
 # instruction sets (AVX-512 VNNI or AVX-VNNI for 8-bit dot products, AMX), and OpenVINO
-# picks bf16 by itself on CPUs with AVX-512 BF16.
+# picks bf16 by itself on CPUs with AVX-512 BF16. The versions follow.
 
 # %%
-from pathlib import Path
+from IPython.display import display
 
-import yolotut.compat  # noqa: F401  (sets NM_DISABLE_ANALYTICS before deepsparse/sparsezoo load)
 from yolotut import hardware
-from yolotut.reproduce import runner
+from yolotut.notebook import setup
 
-results_dir, models_dir = Path(results_dir), Path(models_dir)
+ctx = setup("09_living_engines", profile, results_dir=results_dir, models_dir=models_dir, manifest_path=manifest_path)
+cfg, models_dir = ctx.settings, ctx.models_dir
 study_dir = models_dir.parent / "benchmarks" / "notebook09"
-hw, versions = hardware.cpu_fingerprint(), hardware.package_versions()
-print(hw)
-print({k: versions[k] for k in ("openvino", "nncf", "onnxruntime", "deepsparse", "sparseml")})
-
-# %%
-cfg = runner.settings(
-    profile,
-    quick=dict(calibration_images=32, val_images=24, batch_sizes=[1, 8], rounds=2, warmup=5, iterations=20,
-               big_warmup=1, big_iterations=3, max_tries=1),
-    full=dict(calibration_images=300, val_images=None, batch_sizes=[1, 64], rounds=5, warmup=25, iterations=80,
-              big_warmup=3, big_iterations=10, max_tries=3),
-    calibration_images=calibration_images, val_images=val_images, batch_sizes=batch_sizes, rounds=rounds,
-)
-cfg
+versions = hardware.package_versions()
+display(ctx)
+{k: versions[k] for k in ("openvino", "nncf", "onnxruntime", "deepsparse", "sparseml")}
 
 # %% [markdown]
 # ## The models
@@ -95,7 +76,7 @@ dense_onnx = require(models_dir / f"{dense_model}.onnx", "02_deepsparse_dense")
 sparseml_onnx = models_dir / f"{sparseml_int8}.onnx"
 sparseml_onnx = sparseml_onnx if sparseml_onnx.exists() else None
 print("dense:", dense_onnx, "| SparseML INT8:", sparseml_onnx or "not found (run notebook 03)")
-calibration = sample_training_images(count=cfg.calibration_images, imgsz=imgsz)
+calibration = sample_training_images(count=cfg.calib_images, imgsz=416)
 len(calibration)
 
 # %% [markdown]
@@ -111,7 +92,7 @@ len(calibration)
 from yolotut.inference.quantize import quantize_onnxruntime_static, quantize_with_nncf
 
 nncf_ir = quantize_with_nncf(dense_onnx, calibration, study_dir / f"{dense_model}-nncf-int8.xml",
-                             subset_size=cfg.calibration_images)
+                             subset_size=cfg.calib_images)
 nncf_ir
 
 # %% [markdown]
@@ -123,7 +104,7 @@ nncf_ir
 
 # %%
 ort_qdq = quantize_onnxruntime_static(dense_onnx, calibration, study_dir / f"{dense_model}-ort-int8.onnx",
-                                      per_channel=True, subset_size=cfg.calibration_images)
+                                      per_channel=True, subset_size=cfg.calib_images)
 ort_qdq
 
 # %% [markdown]
@@ -133,12 +114,16 @@ ort_qdq
 # model says, per layer, which kernel ran and in which precision. Watch the blog author's
 # model: SparseML writes it as `QLinearConv`, and OpenVINO runs those as **float**
 # convolutions on dequantized weights, while the NNCF and QDQ files run `u8`/`i8` kernels.
+# Rewriting each `QLinearConv` as `DequantizeLinear -> Conv -> QuantizeLinear`
+# (`qlinear_to_qdq`, the same numbers in the form OpenVINO looks for) gives the "as QDQ"
+# models, which run integer kernels too.
 
 # %%
 from yolotut.inference.engines import create_engine
 from yolotut.reproduce import living_engines
 
-models = living_engines.study_models(dense_onnx, nncf_ir, ort_qdq, sparseml_onnx, network=f"ours: {dense_model}")
+models = living_engines.study_models(dense_onnx, nncf_ir, ort_qdq, sparseml_onnx, network=f"ours: {dense_model}",
+                                     qdq_dir=study_dir)
 {key: create_engine(m.path, "openvino", names=list(m.names) if m.names else None).kernels() for key, m in models.items()}
 
 # %% [markdown]
@@ -155,8 +140,8 @@ models = living_engines.study_models(dense_onnx, nncf_ir, ort_qdq, sparseml_onnx
 from yolotut.inference.quiet import QuietPolicy
 
 settings = living_engines.StudySettings(
-    batch_sizes=tuple(cfg.batch_sizes), rounds=cfg.rounds, warmup=cfg.warmup, iterations=cfg.iterations,
-    big_warmup=cfg.big_warmup, big_iterations=cfg.big_iterations, val_images=cfg.val_images, cores=cores,
+    batch_sizes=tuple(cfg.bench_batch_sizes), rounds=cfg.rounds, warmup=cfg.warmup, iterations=cfg.iterations,
+    big_warmup=cfg.big_warmup, big_iterations=cfg.big_iterations, val_images=cfg.val_images, cores=None,
     quiet=QuietPolicy(max_tries=cfg.max_tries),
 )
 payload = living_engines.run_study(models, settings)
@@ -166,11 +151,11 @@ payload = living_engines.run_study(models, settings)
 # integer convolutions in OpenVINO, or compiled in DeepSparse.
 
 # %%
-from IPython.display import Markdown, display
+from IPython.display import Markdown
 
 from yolotut.reproduce.report import markdown_table
 
-display(Markdown(markdown_table(living_engines.markdown_cells(payload))))
+Markdown(markdown_table(living_engines.markdown_cells(payload)))
 
 # %%
 living_engines.figure(payload)
@@ -185,7 +170,7 @@ living_engines.figure(payload)
 
 # %%
 advice = living_engines.recommendations(payload)
-display(Markdown("\n".join(f"* **{use}**: {text}" for use, text in advice.items())))
+Markdown("\n".join(f"* **{use}**: {text}" for use, text in advice.items()))
 
 # %% [markdown]
 # The study is saved for the reproduction report (notebook 10), and each speed and mAP
@@ -195,6 +180,6 @@ display(Markdown("\n".join(f"* **{use}**: {text}" for use, text in advice.items(
 from yolotut.reproduce.results import write_results
 
 write_results(study_dir, living_engines.RESULTS_NAME, {**payload, "profile": profile})
-records = living_engines.result_records(payload, arch=dense_model.split("-")[0])
-path = write_results(results_dir, "09_living_engines", {"profile": profile, "hardware": hw, "measurements": records})
-print("wrote", path, "and", study_dir / f"{living_engines.RESULTS_NAME}.json")
+for record in living_engines.result_records(payload, arch=dense_model.split("-")[0]):
+    ctx.record(record, arch=record["arch"], variant=record["variant"])
+ctx.save()

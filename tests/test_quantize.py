@@ -137,3 +137,72 @@ def test_nncf_writes_ir_that_runs_integer_convolutions(coco_yolov5n_onnx: Path, 
     # 57 convolutions run integer kernels (u8 activations x i8 weights); the 3 Detect convs f32.
     assert precisions.get("f32") == 3 and precisions.get("u8", 0) + precisions.get("i8", 0) == 57, kernels
     assert engine.infer(engine.dummy_input()).shape[-1] == 85
+
+
+BLOG_ONNX = "companion/yolov5-train/yolov5-deepsparse/yolov5n-sgd-pruned-quantized-hardswish/weights/best.onnx"
+
+
+def _qlinear_conv_model(path: Path, weight_dtype: str) -> Path:
+    """float input -> QuantizeLinear -> QLinearConv (uint8 or int8 weights, int32 bias) -> DequantizeLinear."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    if weight_dtype == "uint8":
+        weights, w_zero = rng.integers(100, 156, (4, 3, 3, 3)).astype(np.uint8), np.array(128, np.uint8)
+    else:
+        weights, w_zero = rng.integers(-28, 28, (4, 3, 3, 3)).astype(np.int8), np.array(0, np.int8)
+    tensors = {
+        "x_scale": np.array(0.02, np.float32), "x_zero": np.array(10, np.uint8), "w": weights,
+        "w_scale": np.array(0.01, np.float32), "w_zero": w_zero, "y_scale": np.array(0.05, np.float32),
+        "y_zero": np.array(3, np.uint8), "bias": rng.integers(-500, 500, 4).astype(np.int32),
+    }
+    nodes = [
+        helper.make_node("QuantizeLinear", ["input", "x_scale", "x_zero"], ["xq"]),
+        helper.make_node("QLinearConv", ["xq", "x_scale", "x_zero", "w", "w_scale", "w_zero", "y_scale", "y_zero", "bias"],
+                         ["yq"], name="conv", pads=[1, 1, 1, 1], strides=[1, 1]),
+        helper.make_node("DequantizeLinear", ["yq", "y_scale", "y_zero"], ["out_0"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "qlinear", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("out_0", TensorProto.FLOAT, [1, 4, 8, 8])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in tensors.items()],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("weight_dtype", ["uint8", "int8"])
+def test_qlinear_to_qdq_computes_what_qlinearconv_computes(tmp_path: Path, weight_dtype: str) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from yolotut.inference.quantize import qlinear_to_qdq
+
+    source = _qlinear_conv_model(tmp_path / "qlinear.onnx", weight_dtype)
+    rewritten = qlinear_to_qdq(source, tmp_path / "qdq.onnx")
+    model = onnx.load(str(rewritten))
+    ops = [n.op_type for n in model.graph.node]
+    assert "QLinearConv" not in ops and ops.count("Conv") == 1 and ops.count("DequantizeLinear") == 3
+    weights = {t.name: t for t in model.graph.initializer}[model.graph.node[2].input[0]]  # dequantize_w's input
+    assert weights.data_type == onnx.TensorProto.INT8  # the signed form OpenVINO's integer kernels take
+    x = np.random.default_rng(1).uniform(-0.2, 4.8, (1, 3, 8, 8)).astype(np.float32)
+    run = lambda path: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]  # noqa: E731
+    # Small weights and inputs: no int16 saturation in ONNX Runtime's u8 x s8 kernel, so the two agree
+    # to the rounding of one output step.
+    assert np.abs(run(source) - run(rewritten)).max() <= 0.05 + 1e-6
+
+
+def test_qlinear_to_qdq_lets_openvino_run_the_authors_model_on_integer_kernels(tmp_path: Path, mirror: Path) -> None:
+    pytest.importorskip("openvino")
+    from yolotut.inference.engines import create_engine
+    from yolotut.inference.quantize import qlinear_to_qdq
+
+    source = mirror / BLOG_ONNX
+    before = create_engine(source, "openvino", names=["pistol"]).kernels()
+    assert all(key.endswith("/ f32") for key in before)  # QLinearConv read as float convolutions
+    after = create_engine(qlinear_to_qdq(source, tmp_path / "author-qdq.onnx"), "openvino", names=["pistol"]).kernels()
+    integer = sum(n for key, n in after.items() if not key.endswith("/ f32"))
+    assert integer == 57 and sum(after.values()) == 60  # every QLinearConv; the three Detect convs stay float
+    with pytest.raises(ValueError, match="no QLinearConv"):
+        qlinear_to_qdq(tmp_path / "author-qdq.onnx", tmp_path / "again.onnx")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tqdm.auto import tqdm as _auto_tqdm
@@ -50,3 +52,22 @@ def tqdm(*args: Any, **kwargs: Any) -> _auto_tqdm:
     # A bar that clears itself would leave only a stray carriage return in the saved notebook.
     kwargs["leave"] = True
     return _FinalLineBar(*args, **kwargs)
+
+
+@contextmanager
+def plain_rich_bars() -> Iterator[None]:
+    """While it lasts, ``rich`` progress bars (NNCF's) draw as text, not as a Jupyter widget,
+    in a headless run: a saved notebook would keep an empty widget box. Live, nothing changes."""
+    if not final_line_only():
+        yield
+        return
+    import rich
+
+    console = rich.get_console()
+    saved = dict(console.__dict__)
+    rich.reconfigure(force_jupyter=False, force_terminal=False, file=sys.stdout)
+    try:
+        yield
+    finally:
+        console.__dict__.clear()
+        console.__dict__.update(saved)

@@ -35,6 +35,7 @@ import numpy as np
 
 from yolotut.inference.engines import read_onnx_info
 from yolotut.inference.openvino_engine import RT_INFO_KEY
+from yolotut.progress import plain_rich_bars
 
 CALIBRATION_IMAGES = 300  # NNCF's default subset size
 
@@ -186,7 +187,7 @@ def quantize_with_nncf(
         head = head_nodes(_openvino_graph_nodes(model))
         ignored = nncf.IgnoredScope(names=head, validate=False)
     dataset = nncf.Dataset(calibration, lambda item: model_input(item, info.input_dtype))
-    with _log_level("nncf", logging.WARNING):
+    with _log_level("nncf", logging.WARNING), plain_rich_bars():
         quantized = nncf.quantize(
             model, dataset, preset=presets[preset], subset_size=subset_size,
             fast_bias_correction=fast_bias_correction, ignored_scope=ignored,
@@ -291,3 +292,86 @@ def quantize_onnxruntime_static(
         entry.key, entry.value = key, value
     onnx.save(quantized, str(out))
     return out
+
+
+# --- SparseML's QLinearConv files in QDQ form -------------------------------------------------
+
+
+def qlinear_to_qdq(onnx_path: str | Path, out: str | Path) -> Path:
+    """The same INT8 model with every ``QLinearConv`` written as
+    ``DequantizeLinear -> Conv -> QuantizeLinear`` (QDQ form); writes ONNX at ``out``.
+
+    SparseML exports its QAT models as ``QLinearConv`` nodes. OpenVINO reads those by
+    dequantizing the weights and runs float convolutions (its runtime model says
+    ``f32`` for every one), which is why such a file is slow there. Its low-precision
+    transformations look for the QDQ pattern instead and then run integer kernels. The
+    rewrite changes no number: each node computes what ``QLinearConv`` defines, the bias
+    (int32 at scale ``x_scale * w_scale``) becomes float at that scale.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise ValueError(f"qlinear_to_qdq writes ONNX; give an .onnx path, not {out}")
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    rewritten: list = []
+    count = 0
+    for node in graph.node:
+        if node.op_type != "QLinearConv":
+            rewritten.append(node)
+            continue
+        x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, *bias = node.input
+        name = node.name or f"qlinearconv_{count}"
+        conv_inputs = [f"{name}/x", f"{name}/w"]
+        if bias and bias[0]:
+            scale = numpy_helper.to_array(initializers[x_scale]).astype(np.float32) * numpy_helper.to_array(
+                initializers[w_scale]).astype(np.float32)
+            float_bias = numpy_helper.to_array(initializers[bias[0]]).astype(np.float32) * scale.reshape(-1)
+            graph.initializer.append(numpy_helper.from_array(float_bias.astype(np.float32), f"{name}/bias"))
+            conv_inputs.append(f"{name}/bias")
+        per_channel = numpy_helper.to_array(initializers[w_scale]).ndim > 0 if w_scale in initializers else False
+        w, w_zero = _signed_weights(initializers, w, w_zero, graph, name)
+        rewritten += [
+            helper.make_node("DequantizeLinear", [x, x_scale, x_zero], [f"{name}/x"], name=f"{name}/dequantize_x"),
+            helper.make_node("DequantizeLinear", [w, w_scale, w_zero], [f"{name}/w"], name=f"{name}/dequantize_w",
+                             **({"axis": 0} if per_channel else {})),
+            helper.make_node("Conv", conv_inputs, [f"{name}/y"], name=f"{name}/conv",
+                             **{a.name: helper.get_attribute_value(a) for a in node.attribute}),
+            helper.make_node("QuantizeLinear", [f"{name}/y", y_scale, y_zero], list(node.output), name=f"{name}/quantize_y"),
+        ]
+        count += 1
+    if not count:
+        raise ValueError(f"{onnx_path} has no QLinearConv node: nothing to rewrite")
+    if any(n.op_type == "DequantizeLinear" and "axis" in {a.name for a in n.attribute} for n in rewritten):
+        opset = next(o for o in model.opset_import if o.domain in ("", "ai.onnx"))
+        if opset.version < 13:
+            raise ValueError(f"{onnx_path}: per-channel weight scales need opset 13 for DequantizeLinear's axis")
+    del graph.node[:]
+    graph.node.extend(rewritten)
+    used = {name for n in graph.node for name in n.input}
+    for tensor in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(tensor)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "quantization", json.dumps({"tool": "yolotut qlinear_to_qdq", "source": str(onnx_path),
+                                                         "qlinearconv_rewritten": count})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    return out
+
+
+def _signed_weights(initializers: dict, weight: str, zero_point: str, graph, name: str) -> tuple[str, str]:
+    """uint8 weights ``w`` with zero point ``z`` as int8 ``w - 128`` with ``z - 128``: the
+    same real values, in the signed form OpenVINO's integer convolutions take."""
+    from onnx import TensorProto, numpy_helper
+
+    if initializers[weight].data_type != TensorProto.UINT8:
+        return weight, zero_point
+    shifted = {}
+    for role, tensor_name in (("w", weight), ("w_zero", zero_point)):
+        values = numpy_helper.to_array(initializers[tensor_name]).astype(np.int16) - 128
+        shifted[role] = f"{name}/{role}_int8"
+        graph.initializer.append(numpy_helper.from_array(values.astype(np.int8), shifted[role]))
+    return shifted["w"], shifted["w_zero"]

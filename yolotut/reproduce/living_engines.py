@@ -27,16 +27,16 @@ static quantizer; this study measures them next to DeepSparse on the same files:
 from __future__ import annotations
 
 import statistics
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from yolotut import hardware
 from yolotut.inference.engines import ENGINES, EngineUnavailableError, create_engine
 from yolotut.inference.quiet import QuietPolicy, measure_quietly
+from yolotut.progress import tqdm
 
 RESULTS_NAME = "living_engines"
 QUANTIZATIONS = {
@@ -45,6 +45,10 @@ QUANTIZATIONS = {
     "ort-qdq": "ONNX Runtime static INT8 (QDQ)",
     "sparseml-oneshot": "SparseML one-shot INT8",
     "sparseml-qat": "SparseML QAT INT8",
+    # The same files with QLinearConv rewritten as DequantizeLinear -> Conv -> QuantizeLinear
+    # (yolotut.inference.quantize.qlinear_to_qdq), the form OpenVINO runs on integer kernels.
+    "sparseml-oneshot-qdq": "SparseML one-shot INT8, as QDQ",
+    "sparseml-qat-qdq": "SparseML QAT INT8, as QDQ",
 }
 LIVING_ENGINES = ("onnxruntime", "openvino")  # maintained in 2026; DeepSparse is not
 
@@ -85,8 +89,10 @@ def study_models(
     sparseml_int8: str | Path | None = None,
     network: str = "ours: dense",
     author_model: bool = True,
+    qdq_dir: str | Path | None = None,
 ) -> dict[str, StudyModel]:
-    """The models of the study, by key; files that are ``None`` are left out."""
+    """The models of the study, by key; files that are ``None`` are left out. With
+    ``qdq_dir``, each SparseML INT8 file is also rewritten there in QDQ form (for OpenVINO)."""
     models = [
         StudyModel("dense-fp32", str(dense_onnx), "fp32", network),
         StudyModel("dense-nncf-int8", str(nncf_ir), "nncf", network) if nncf_ir else None,
@@ -98,7 +104,14 @@ def study_models(
 
         models.append(StudyModel("author-qat-int8", str(assets.fetch("blog-yolov5n-pq-hardswish")), "sparseml-qat",
                                  "blog author: yolov5n-hardswish pruned", ("pistol",)))
-    return {m.key: m for m in models if m is not None}
+    models = [m for m in models if m is not None]
+    if qdq_dir is not None:
+        from yolotut.inference.quantize import qlinear_to_qdq
+
+        for m in [m for m in models if m.quantization.startswith("sparseml-")]:
+            path = qlinear_to_qdq(m.path, Path(qdq_dir) / f"{m.key}-qdq.onnx")
+            models.append(StudyModel(f"{m.key}-qdq", str(path), f"{m.quantization}-qdq", m.network, m.names))
+    return {m.key: m for m in models}
 
 
 def setups_for(models: Mapping[str, StudyModel], cpu: Mapping[str, Any] | None = None) -> list[Setup]:
@@ -108,7 +121,8 @@ def setups_for(models: Mapping[str, StudyModel], cpu: Mapping[str, Any] | None =
     bf16_default = bool(cpu.get("avx512_bf16") or cpu.get("amx"))
     setups: list[Setup] = []
     for model in models.values():
-        if model.path.endswith(".xml"):
+        if model.path.endswith(".xml") or model.quantization.endswith("-qdq"):
+            # IR runs in OpenVINO only; a QDQ rewrite is for OpenVINO (the others run its source)
             setups.append(Setup(model.key, "openvino", (("precision_hint", "f32"),)))
             continue
         setups += [Setup(model.key, "onnxruntime"), Setup(model.key, "deepsparse"),
@@ -122,8 +136,12 @@ def _build(setup: Setup, models: Mapping[str, StudyModel], batch_size: int, core
     """The engine of ``setup`` at ``batch_size``, or the reason it cannot run (a string)."""
     model = models[setup.model]
     try:
-        engine = create_engine(model.path, setup.engine, batch_size=batch_size, cores=setup.cores or cores,
-                               names=list(model.names) if model.names else None, options=dict(setup.options) or None)
+        with warnings.catch_warnings():
+            # the study records such a setup as skipped, with the fraction (below)
+            warnings.filterwarnings("ignore", message="DeepSparse compiles only", category=RuntimeWarning)
+            engine = create_engine(model.path, setup.engine, batch_size=batch_size, cores=setup.cores or cores,
+                                   names=list(model.names) if model.names else None,
+                                   options=dict(setup.options) or None)
     except (EngineUnavailableError, ValueError) as exc:
         return str(exc)
     except ImportError as exc:  # e.g. a separate environment holding only OpenVINO
@@ -348,7 +366,8 @@ def figure(payload: Mapping[str, Any]):
 
     batches = payload["settings"]["batch_sizes"]
     rows = [r for r in table_rows(payload) if r["map50"] is not None]
-    symbols = dict(zip(QUANTIZATIONS.values(), ("circle", "diamond", "square", "triangle-up", "star")))
+    symbols = dict(zip(QUANTIZATIONS.values(), ("circle", "diamond", "square", "triangle-up", "star", "triangle-down",
+                                                 "star-diamond")))
     fig = make_subplots(rows=1, cols=len(batches), shared_yaxes=True, subplot_titles=[f"batch {b}" for b in batches])
     for col, batch in enumerate(batches, start=1):
         for r in rows:

@@ -29,6 +29,8 @@ SETTINGS: dict[str, tuple[Any, Any, str]] = {
     "val_images": (48, None, "validation images scored for mAP (full: all 500)"),
     "calib_images": (32, 512, "calibration images for one-shot quantization"),
     "upstream_epochs": (1, 50, "epochs of the upstream pruned model that sparse transfer starts from"),
+    "rounds": (2, 5, "interleaved rounds of a side-by-side speed study"),
+    "max_tries": (1, 3, "tries of a measurement that other processes disturbed"),
 }
 
 #: notebook -> setting -> (quick, full): where a notebook departs from :data:`SETTINGS`.
@@ -37,6 +39,9 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, tuple[Any, Any]]] = {
     "05_pruning_quantization": {"epochs": (2, 50)},
     "06_sparse_transfer_learning": {"epochs": (2, 30)},
     "07_yolov5n_hardswish": {"epochs": (2, 50), "video_frames": (None, None)},
+    # Every engine x quantization path runs in every round: fewer runs per setup.
+    "09_living_engines": {"calib_images": (32, 300), "val_images": (24, None), "warmup": (5, 25),
+                          "iterations": (20, 80), "big_warmup": (1, 3), "big_iterations": (3, 10)},
 }
 
 
