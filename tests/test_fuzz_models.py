@@ -283,6 +283,8 @@ _FOUND = {
     "string config": ("dict", [(("str", "state_dict"), ("none",)), (("str", "config"), ("str", ""))]),
     # a persistent id that is not torch's storage tuple (torch's unpickler asserts)
     "int persistent id": ("dict", [(("str", "model"), ("persistent id", 116))]),
+    # a pickled module without its state as a key (the error message's repr() raised)
+    "module as key": ("dict", [(("new", "models.yolo Model", []), ("none",))]),
 }
 
 
@@ -290,6 +292,7 @@ _FOUND = {
 @example(stem="format only", data=None, container="zip")
 @example(stem="string config", data=None, container="zip")
 @example(stem="int persistent id", data=None, container="zip")
+@example(stem="module as key", data=None, container="zip")
 def test_checkpoint_loader_on_generated_pickles(folder: Path, stem: str, data: st.DataObject | None, container: str) -> None:
     canary = folder / "canary-executed"
     if data is None:

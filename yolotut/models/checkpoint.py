@@ -252,10 +252,15 @@ def load_checkpoint(path: str | os.PathLike) -> DetectionModel:
         model = _from_ultralytics(ckpt.get("ema") or ckpt["model"], path)
     else:
         raise CheckpointError(
-            f"{path}: unknown checkpoint layout (keys: {sorted(map(str, ckpt))}); expected an "
+            f"{path}: unknown checkpoint layout (keys: {sorted(map(_key_name, ckpt))}); expected an "
             "Ultralytics YOLOv5 checkpoint ('model') or a yolotut one ('config' + 'state_dict')"
         )
     return model.eval()
+
+
+def _key_name(key: Any) -> str:
+    # Never str() an object out of the file: a stand-in module without its state fails in repr().
+    return key if isinstance(key, str) else f"<{type(key).__name__}>"
 
 
 def _load_weights(model: DetectionModel, state_dict: Any, path: Path) -> None:
