@@ -443,12 +443,13 @@ def recommendations(payload: Mapping[str, Any], map_tolerance: float = 0.01) -> 
             advice[f"INT8 without training, maintained tools ({network})"] = (
                 f"{int8['quantization']} on {int8['engine']}: {int8[one] / base[one]:.2f}x the fastest fp32 setup "
                 f"({base['engine']}), mAP@0.5 {int8['map50']:.3f} against {base['map50']:.3f}")
-        sparseml = [r for r in own if r["quantization"] in (QUANTIZATIONS["sparseml-oneshot"], QUANTIZATIONS["sparseml-qat"])]
+        sparseml = [r for r in own if r["quantization"] in {QUANTIZATIONS[k] for k in QUANTIZATIONS if k.startswith("sparseml-")}]
         on_deepsparse = _best([r for r in sparseml if r["engine_name"] == "deepsparse"], one)
         elsewhere = _best([r for r in sparseml if r["engine_name"] in LIVING_ENGINES], one)
         if on_deepsparse and elsewhere:
+            how = " (rewritten as QDQ)" if elsewhere["quantization"].endswith("as QDQ") else ""
             advice[f"a SparseML INT8 file you already have ({network})"] = (
                 f"DeepSparse runs it at {on_deepsparse[one]:.0f} items/s, the fastest maintained engine "
-                f"({elsewhere['engine']}) at {elsewhere[one]:.0f} ({elsewhere[one] / on_deepsparse[one]:.2f}x), "
+                f"({elsewhere['engine']}{how}) at {elsewhere[one]:.0f} ({elsewhere[one] / on_deepsparse[one]:.2f}x), "
                 f"mAP@0.5 {on_deepsparse['map50']:.3f} against {elsewhere['map50']:.3f}")
     return advice
