@@ -405,16 +405,20 @@ def test_executed_notebook_07_draws_its_charts(lab: Lab, page: Any) -> None:
                  for cell in nb.cells if cell.cell_type == "code" for output in cell.outputs)
     assert charts >= 1, "notebook 07's executed copy holds no plotly chart"
     _open_notebook(page, lab, NOTEBOOK_07)
-    page.wait_for_function("(n) => document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot').length >= n",
-                           arg=charts, timeout=60_000)
-    plots = page.locator(".jp-OutputArea-output .js-plotly-plot")
+    # JupyterLab's plotly renderer makes the output element itself the plot (one element, both classes).
+    plot_selector = ".jp-OutputArea-output.js-plotly-plot, .jp-OutputArea-output .js-plotly-plot"
+    page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length >= n",
+                           arg=[plot_selector, charts], timeout=60_000)
+    plots = page.locator(plot_selector)
     assert plots.count() == charts
     for i in range(charts):
         plot = plots.nth(i)
         box = plot.bounding_box()
         assert box and box["width"] > 100 and box["height"] > 100
-        drawn = plot.evaluate("""el => [...el.querySelectorAll('.barlayer .point path, .scatterlayer .point')]
-                                       .filter(p => p.getBoundingClientRect().height > 0).length""")
-        assert drawn > 0, f"chart {i} of notebook 07 draws no bar or point"
+        # bars, markers, or a line trace's path (a line chart has no points)
+        drawn = plot.evaluate("""el => [...el.querySelectorAll('.barlayer .point path, .scatterlayer .point, .scatterlayer .js-line')]
+                                       .filter(p => { const r = p.getBoundingClientRect(); return r.height > 0 || r.width > 0; })
+                                       .length""")
+        assert drawn > 0, f"chart {i} of notebook 07 draws no bar, point or line"
         plot.screenshot(path=str(SCREENSHOTS / f"07_chart_{i}.png"))
     assert _page_errors(page) == []
