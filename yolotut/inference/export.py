@@ -27,6 +27,7 @@ import torch.nn as nn
 
 from yolotut.compat import apply_sparseml_compat
 from yolotut.errors import OnnxModelError
+from yolotut.inference.onnx_file import drop_unused_initializers
 
 OPSET = 13
 INPUT_SCALE = 1.0 / 255.0  # float input is pixels / 255, so uint8 pixels are its exact quantization
@@ -298,9 +299,7 @@ def fold_float_conv_weight_quantization(path: Path) -> int:
         node.input[1] = name
         folded += 1
     if folded:
-        used = {name for node in graph.node for name in node.input}
-        for tensor in [t for t in graph.initializer if t.name not in used]:
-            graph.initializer.remove(tensor)
+        drop_unused_initializers(graph)
         onnx.save(model, str(path))
     return folded
 

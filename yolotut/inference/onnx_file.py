@@ -22,7 +22,7 @@ from yolotut.errors import OnnxModelError
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import onnx
 
-__all__ = ["check_detector_outputs", "load_onnx", "tensor_shape"]
+__all__ = ["check_detector_outputs", "drop_unused_initializers", "load_onnx", "tensor_shape"]
 
 _EXPORT_HINT = "export it again (`yolotut export`) or fetch it again (`yolotut fetch ...`)"
 
@@ -113,3 +113,10 @@ def check_detector_outputs(model: onnx.ModelProto, path: str | os.PathLike[str])
             "[batch, boxes, 5 + classes]; this is not a YOLOv5 detection model (export one with `yolotut export`)",
             path=path,
         )
+
+
+def drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    """Remove the initializers no node reads any more (left behind by a graph rewrite)."""
+    used = {name for node in graph.node for name in node.input}
+    for tensor in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(tensor)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from yolotut.inference.engines import read_onnx_info
+from yolotut.inference.onnx_file import drop_unused_initializers
 from yolotut.inference.openvino_engine import RT_INFO_KEY
 from yolotut.progress import plain_rich_bars
 
@@ -318,21 +319,22 @@ def qlinear_to_qdq(onnx_path: str | Path, out: str | Path) -> Path:
     graph = model.graph
     initializers = {t.name: t for t in graph.initializer}
     rewritten: list = []
-    count = 0
+    count, any_per_channel = 0, False
     for node in graph.node:
         if node.op_type != "QLinearConv":
             rewritten.append(node)
             continue
         x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, *bias = node.input
         name = node.name or f"qlinearconv_{count}"
+        weight_scale = numpy_helper.to_array(initializers[w_scale]).astype(np.float32)
+        per_channel = weight_scale.ndim > 0
+        any_per_channel |= per_channel
         conv_inputs = [f"{name}/x", f"{name}/w"]
         if bias and bias[0]:
-            scale = numpy_helper.to_array(initializers[x_scale]).astype(np.float32) * numpy_helper.to_array(
-                initializers[w_scale]).astype(np.float32)
+            scale = numpy_helper.to_array(initializers[x_scale]).astype(np.float32) * weight_scale
             float_bias = numpy_helper.to_array(initializers[bias[0]]).astype(np.float32) * scale.reshape(-1)
             graph.initializer.append(numpy_helper.from_array(float_bias.astype(np.float32), f"{name}/bias"))
             conv_inputs.append(f"{name}/bias")
-        per_channel = numpy_helper.to_array(initializers[w_scale]).ndim > 0 if w_scale in initializers else False
         w, w_zero = _signed_weights(initializers, w, w_zero, graph, name)
         rewritten += [
             helper.make_node("DequantizeLinear", [x, x_scale, x_zero], [f"{name}/x"], name=f"{name}/dequantize_x"),
@@ -345,15 +347,11 @@ def qlinear_to_qdq(onnx_path: str | Path, out: str | Path) -> Path:
         count += 1
     if not count:
         raise ValueError(f"{onnx_path} has no QLinearConv node: nothing to rewrite")
-    if any(n.op_type == "DequantizeLinear" and "axis" in {a.name for a in n.attribute} for n in rewritten):
-        opset = next(o for o in model.opset_import if o.domain in ("", "ai.onnx"))
-        if opset.version < 13:
-            raise ValueError(f"{onnx_path}: per-channel weight scales need opset 13 for DequantizeLinear's axis")
+    if any_per_channel and next(o for o in model.opset_import if o.domain in ("", "ai.onnx")).version < 13:
+        raise ValueError(f"{onnx_path}: per-channel weight scales need opset 13 for DequantizeLinear's axis")
     del graph.node[:]
     graph.node.extend(rewritten)
-    used = {name for n in graph.node for name in n.input}
-    for tensor in [t for t in graph.initializer if t.name not in used]:
-        graph.initializer.remove(tensor)
+    drop_unused_initializers(graph)
     entry = model.metadata_props.add()
     entry.key, entry.value = "quantization", json.dumps({"tool": "yolotut qlinear_to_qdq", "source": str(onnx_path),
                                                          "qlinearconv_rewritten": count})

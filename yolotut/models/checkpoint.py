@@ -402,12 +402,15 @@ def save_checkpoint(model: DetectionModel, path: str | os.PathLike, **extra: Any
     return save_atomically(ckpt, path)
 
 
+_TORN_SUFFIX = ".tmp"  # save_atomically writes ".<name>.<random>.tmp" beside the target
+
+
 def save_atomically(payload: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` next to the target, then rename: an interrupted save never leaves a
     truncated file under the final name (what resume-from-``last.pt`` relies on)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TORN_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(payload, fh)
@@ -424,7 +427,7 @@ def remove_torn_writes(path: str | os.PathLike) -> list[Path]:
     """Delete what :func:`save_atomically` left beside ``path`` when its process was
     killed mid-write (SIGKILL, power loss): temporary files, never the file itself."""
     path = Path(path)
-    torn = sorted(path.parent.glob(f".{path.name}.*.tmp"))
+    torn = sorted(path.parent.glob(f".{path.name}.*{_TORN_SUFFIX}"))
     for leftover in torn:
         leftover.unlink(missing_ok=True)
     return torn

@@ -51,6 +51,8 @@ QUANTIZATIONS = {
     "sparseml-qat-qdq": "SparseML QAT INT8, as QDQ",
 }
 LIVING_ENGINES = ("onnxruntime", "openvino")  # maintained in 2026; DeepSparse is not
+SPARSEML_QUANTIZATIONS = frozenset(label for key, label in QUANTIZATIONS.items() if key.startswith("sparseml-"))
+QDQ_REWRITES = frozenset(label for key, label in QUANTIZATIONS.items() if key.endswith("-qdq"))
 
 
 @dataclass(frozen=True)
@@ -443,11 +445,11 @@ def recommendations(payload: Mapping[str, Any], map_tolerance: float = 0.01) -> 
             advice[f"INT8 without training, maintained tools ({network})"] = (
                 f"{int8['quantization']} on {int8['engine']}: {int8[one] / base[one]:.2f}x the fastest fp32 setup "
                 f"({base['engine']}), mAP@0.5 {int8['map50']:.3f} against {base['map50']:.3f}")
-        sparseml = [r for r in own if r["quantization"] in {QUANTIZATIONS[k] for k in QUANTIZATIONS if k.startswith("sparseml-")}]
+        sparseml = [r for r in own if r["quantization"] in SPARSEML_QUANTIZATIONS]
         on_deepsparse = _best([r for r in sparseml if r["engine_name"] == "deepsparse"], one)
         elsewhere = _best([r for r in sparseml if r["engine_name"] in LIVING_ENGINES], one)
         if on_deepsparse and elsewhere:
-            how = " (rewritten as QDQ)" if elsewhere["quantization"].endswith("as QDQ") else ""
+            how = " (rewritten as QDQ)" if elsewhere["quantization"] in QDQ_REWRITES else ""
             advice[f"a SparseML INT8 file you already have ({network})"] = (
                 f"DeepSparse runs it at {on_deepsparse[one]:.0f} items/s, the fastest maintained engine "
                 f"({elsewhere['engine']}{how}) at {elsewhere[one]:.0f} ({elsewhere[one] / on_deepsparse[one]:.2f}x), "
