@@ -44,13 +44,15 @@ def test_setups_cover_every_engine_that_runs_the_format() -> None:
 def test_sparseml_files_are_also_studied_as_qdq_rewrites_on_openvino(tmp_path: Path, mirror: Path) -> None:
     from yolotut.reproduce.living_engines import study_models
 
-    models = study_models(tmp_path / "dense.onnx", network="ours", qdq_dir=tmp_path / "qdq")
+    models = study_models(tmp_path / "dense.onnx", ort_qdq=tmp_path / "ort.onnx", network="ours", qdq_dir=tmp_path / "qdq")
     rewrite = models["author-qat-int8-qdq"]
     assert rewrite.quantization == "sparseml-qat-qdq" and rewrite.names == ("pistol",)
     assert Path(rewrite.path) == tmp_path / "qdq" / "author-qat-int8-qdq.onnx" and Path(rewrite.path).is_file()
     qdq_setups = [s for s in setups_for(models, cpu={}) if s.model == "author-qat-int8-qdq"]
     assert qdq_setups == [Setup("author-qat-int8-qdq", "openvino", (("precision_hint", "f32"),))]
     assert "dense-fp32-qdq" not in models  # only INT8 files written by SparseML are rewritten
+    # ONNX Runtime's own QDQ file is no rewrite: every engine still runs it
+    assert [s.engine for s in setups_for(models, cpu={}) if s.model == "dense-ort-int8"] == ["onnxruntime", "deepsparse", "openvino"]
 
 def _row(model: str, network: str, quantization: str, engine: str, b1: float, b8: float | None, map50: float | None, **extra) -> dict:
     speed = {"1": {"items_per_sec_median": b1, "items_per_sec_min": b1 * 0.9, "items_per_sec_max": b1 * 1.1, "engine_info": extra.pop("info", {})}}

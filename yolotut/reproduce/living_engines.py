@@ -52,7 +52,9 @@ QUANTIZATIONS = {
 }
 LIVING_ENGINES = ("onnxruntime", "openvino")  # maintained in 2026; DeepSparse is not
 SPARSEML_QUANTIZATIONS = frozenset(label for key, label in QUANTIZATIONS.items() if key.startswith("sparseml-"))
-QDQ_REWRITES = frozenset(label for key, label in QUANTIZATIONS.items() if key.endswith("-qdq"))
+# The rewritten SparseML files (not "ort-qdq": ONNX Runtime's own QDQ file runs on every engine).
+QDQ_REWRITE_KEYS = ("sparseml-oneshot-qdq", "sparseml-qat-qdq")
+QDQ_REWRITES = frozenset(QUANTIZATIONS[key] for key in QDQ_REWRITE_KEYS)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def setups_for(models: Mapping[str, StudyModel], cpu: Mapping[str, Any] | None =
     bf16_default = bool(cpu.get("avx512_bf16") or cpu.get("amx"))
     setups: list[Setup] = []
     for model in models.values():
-        if model.path.endswith(".xml") or model.quantization.endswith("-qdq"):
+        if model.path.endswith(".xml") or model.quantization in QDQ_REWRITE_KEYS:
             # IR runs in OpenVINO only; a QDQ rewrite is for OpenVINO (the others run its source)
             setups.append(Setup(model.key, "openvino", (("precision_hint", "f32"),)))
             continue
