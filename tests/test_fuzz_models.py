@@ -137,6 +137,21 @@ def test_a_weight_whose_bytes_do_not_fill_its_shape_is_a_damaged_file(folder: Pa
     with pytest.raises(OnnxModelError, match="torn weight.onnx.*'conv' has a damaged weight"):
         measure_onnx_sparsity(path)
 
+
+def test_a_weight_of_a_tensor_type_onnx_cannot_read_is_a_damaged_file(folder: Path) -> None:
+    # Found by the CI-profile fuzz run: a mutated data type (21, unknown to onnx 1.14) made
+    # numpy_helper raise KeyError.
+    import onnx
+
+    from yolotut.inference.export import measure_onnx_sparsity
+
+    model = onnx.load_from_string(_tiny_detector_bytes())
+    next(t for t in model.graph.initializer if t.name == "w").data_type = 21
+    path = folder / "unknown type.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(OnnxModelError, match="unknown type.onnx.*'conv' has a damaged weight"):
+        measure_onnx_sparsity(path)
+
 # --- checkpoints: generated pickles ----------------------------------------------------
 
 ALLOWED_GLOBALS = [

@@ -336,8 +336,9 @@ def measure_onnx_sparsity(path: str | Path) -> SparsityReport:
     for node in graph.node:
         try:
             layer = _conv_layer_sparsity(graph, initializers, node)
-        except (ValueError, IndexError) as exc:
-            # a damaged file: a tensor whose bytes do not fill its shape, a node short of inputs
+        except (ValueError, IndexError, KeyError) as exc:
+            # a damaged file: a tensor whose bytes do not fill its shape, a node short of inputs,
+            # a tensor type this onnx release cannot read (KeyError in numpy_helper)
             raise OnnxModelError(
                 f"{path}: convolution {node.name!r} has a damaged weight or zero point ({exc}); "
                 "export the model again", path=path,
