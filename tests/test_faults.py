@@ -140,6 +140,7 @@ _TRAINER = textwrap.dedent(
     from yolotut.training.config import TrainConfig
 
     settings, stop_at = json.loads(sys.argv[1]), sys.argv[2]
+    torch.set_num_threads(int(sys.argv[3]))  # the parent's: float sums must add up in the same order
     steps, saves = [0], [0]
 
     def hang(event):
@@ -177,7 +178,7 @@ _TRAINER = textwrap.dedent(
 def _kill_training_at(settings: dict, stop_at: str) -> None:
     """Run a training with ``settings`` in a child process and SIGKILL it at ``stop_at``."""
     child = subprocess.Popen(
-        [sys.executable, "-c", _TRAINER, json.dumps(settings), stop_at],
+        [sys.executable, "-c", _TRAINER, json.dumps(settings), stop_at, str(torch.get_num_threads())],
         env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
