@@ -75,8 +75,9 @@ def recipe_groups(recipe: str = GROUP_RECIPE) -> dict[str, LayerGroup]:
     """The layer groups of a shipped pruning recipe, keyed by their variable name.
 
     Read from the recipe's ``GMPruningModifier`` entries, in either SparseML form:
-    one modifier per group (``params: [re:...]``, ``final_sparsity: eval(<variable>)``)
-    or one modifier whose ``final_sparsity`` maps ``eval(<variable>)`` to regexes.
+    one modifier per group (``params``: ``re:`` regexes or exact parameter names,
+    ``final_sparsity: eval(<variable>)``) or one modifier whose ``final_sparsity`` maps
+    ``eval(<variable>)`` to regexes.
     The defaults are the recipe's top-level variables.
     """
     source = resources.files("yolotut.recipes") / recipe
@@ -97,9 +98,10 @@ def recipe_groups(recipe: str = GROUP_RECIPE) -> dict[str, LayerGroup]:
                 )
             name = match.group(1)
             for pattern in [patterns] if isinstance(patterns, str) else patterns or []:
-                if not str(pattern).startswith("re:"):
-                    raise ValueError(f"{source}: group {name}: parameter {pattern!r} is not a 're:' regex")
-                patterns_by_group.setdefault(name, []).append(str(pattern)[3:])
+                pattern = str(pattern)
+                # SparseML reads a param without "re:" as the exact parameter name.
+                regex = pattern[3:] if pattern.startswith("re:") else re.escape(pattern) + "$"
+                patterns_by_group.setdefault(name, []).append(regex)
     return {
         name: LayerGroup(name, tuple(patterns), float(data[name])) for name, patterns in patterns_by_group.items()
     }
@@ -120,33 +122,43 @@ def _normalise_mask(mask_type: str | Iterable[int]) -> str:
 class SparsityConfig:
     """Where to put zeros: per-group targets, layers kept dense, mask shape.
 
-    ``targets`` keys are recipe group names (:func:`recipe_groups`, e.g.
-    ``sparsity_deep``) or ``"all"`` (every convolution no group names, and every group
-    not listed). ``dense`` entries are module prefixes (``"model.24"``) or ``re:``
-    regexes over parameter names; they win over any target.
+    ``targets`` keys are the group names of ``recipe_file`` (:func:`recipe_groups`, e.g.
+    ``sparsity_deep`` of ``pruning.yaml``) or ``"all"`` (every convolution no group
+    names, and every group not listed). ``dense`` entries are module prefixes
+    (``"model.24"``) or ``re:`` regexes over parameter names; they win over any target.
     """
 
     targets: Mapping[str, float] = field(default_factory=dict)
     dense: tuple[str, ...] = RECIPE_DENSE
     mask_type: str = BLOCK
     name: str = ""
+    recipe_file: str = GROUP_RECIPE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask_type", _normalise_mask(self.mask_type))
         object.__setattr__(self, "dense", tuple(self.dense))
         object.__setattr__(self, "targets", dict(self.targets))
-        known = set(recipe_groups()) | {ALL}
+        known = set(recipe_groups(self.recipe_file)) | {ALL}
         for key, value in self.targets.items():
             if key not in known:
-                raise ValueError(f"unknown sparsity group {key!r}; known groups: {', '.join(sorted(known))} ({GROUP_RECIPE})")
+                raise ValueError(f"unknown sparsity group {key!r}; known groups: {', '.join(sorted(known))} ({self.recipe_file})")
             if not 0.0 <= float(value) < 1.0:
                 raise ValueError(f"target for {key!r} must be in [0, 1), got {value}")
 
     @classmethod
-    def recipe(cls, scale: float = 1.0, mask_type: str = BLOCK, dense: tuple[str, ...] = RECIPE_DENSE, cap: float = 0.95, name: str = "") -> SparsityConfig:
-        """The recipe's own per-group defaults, each multiplied by ``scale`` (at most ``cap``)."""
-        targets = {g.name: round(min(cap, g.default * scale), 4) for g in recipe_groups().values()}
-        return cls(targets, dense, mask_type, name or f"recipe x{scale:g}")
+    def recipe(cls, scale: float = 1.0, mask_type: str = BLOCK, dense: tuple[str, ...] = RECIPE_DENSE, cap: float = 0.95,
+               name: str = "", recipe_file: str = GROUP_RECIPE) -> SparsityConfig:
+        """A recipe's own per-group defaults, each multiplied by ``scale`` (at most ``cap``)."""
+        targets = {g.name: round(min(cap, g.default * scale), 4) for g in recipe_groups(recipe_file).values()}
+        return cls(targets, dense, mask_type, name or f"recipe x{scale:g}", recipe_file)
+
+    @classmethod
+    def from_recipe_file(cls, recipe_file: str, dense: tuple[str, ...] = ("model.0",), name: str = "") -> SparsityConfig:
+        """Exactly a recipe's per-layer targets and mask type: the layers it names, nothing
+        else; only the stem kept dense unless ``dense`` says more."""
+        source = resources.files("yolotut.recipes") / recipe_file
+        mask = yaml.load(source.read_text(), Loader=_RecipeLoader).get("mask_type", BLOCK)
+        return cls.recipe(1.0, mask, dense, cap=0.99, name=name or recipe_file.removesuffix(".yaml"), recipe_file=recipe_file)
 
     @classmethod
     def uniform(cls, sparsity: float, mask_type: str = BLOCK, dense: tuple[str, ...] = RECIPE_DENSE, name: str = "") -> SparsityConfig:
@@ -158,11 +170,15 @@ class SparsityConfig:
         return cls({}, RECIPE_DENSE, BLOCK, "dense")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"targets": dict(sorted(self.targets.items())), "dense": list(self.dense), "mask_type": self.mask_type, "name": self.name}
+        data = {"targets": dict(sorted(self.targets.items())), "dense": list(self.dense), "mask_type": self.mask_type, "name": self.name}
+        if self.recipe_file != GROUP_RECIPE:  # left out for the default: earlier keys (cache hashes) stay valid
+            data["recipe"] = self.recipe_file
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SparsityConfig:
-        return cls(data.get("targets", {}), tuple(data.get("dense", RECIPE_DENSE)), data.get("mask_type", BLOCK), data.get("name", ""))
+        return cls(data.get("targets", {}), tuple(data.get("dense", RECIPE_DENSE)), data.get("mask_type", BLOCK),
+                   data.get("name", ""), data.get("recipe", GROUP_RECIPE))
 
     def key(self) -> str:
         """A short stable hash of what decides the pattern (the name is only a label)."""
@@ -170,8 +186,8 @@ class SparsityConfig:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     def recipe_args(self) -> dict[str, Any]:
-        """The ``--recipe-arg`` values that make ``pruning*.yaml`` train towards this pattern."""
-        groups = recipe_groups()
+        """The ``--recipe-arg`` values that make ``pruning*.yaml`` (or ``self.recipe_file``) train towards this pattern."""
+        groups = recipe_groups(self.recipe_file)
         fallback = self.targets.get(ALL)
         args: dict[str, Any] = {}
         for name in groups:
@@ -204,7 +220,7 @@ def layer_targets(model: nn.Module, config: SparsityConfig) -> dict[str, float]:
 
 def targets_for_names(param_names: Iterable[str], config: SparsityConfig) -> dict[str, float]:
     """:func:`layer_targets` for a list of convolution parameter names."""
-    groups = recipe_groups()
+    groups = recipe_groups(config.recipe_file)
     targets: dict[str, float] = {}
     used: set[str] = set()
     for name in param_names:
@@ -224,7 +240,7 @@ def targets_for_names(param_names: Iterable[str], config: SparsityConfig) -> dic
     if unused and any(config.targets[k] > 0 for k in unused):
         raise ValueError(
             f"sparsity config {config.name or config.key()!r}: groups {sorted(unused)} match no convolution "
-            f"of this model that is not kept dense; check the regexes in {GROUP_RECIPE} and the dense list"
+            f"of this model that is not kept dense; check the regexes in {config.recipe_file} and the dense list"
         )
     return targets
 
