@@ -369,7 +369,11 @@ class Engine(abc.ABC):
 
 
 class TorchEngine(Engine):
-    """Eager fp32 PyTorch (CPU, or CUDA when asked for and present); QAT checkpoints run fake-quantized."""
+    """Eager fp32 PyTorch (CPU, or CUDA when asked for and present); QAT checkpoints run fake-quantized.
+
+    ``half``: fp16 weights and inputs, on a CUDA GPU only (how the Neural Magic post ran its
+    GPU baselines); CPUs have no fast fp16 convolutions in torch.
+    """
 
     name = "pytorch"
 
@@ -381,6 +385,7 @@ class TorchEngine(Engine):
         device: str = "cpu",
         threads: int | None = None,
         names: Sequence[str] | None = None,
+        half: bool = False,
     ) -> None:
         import torch
 
@@ -390,6 +395,8 @@ class TorchEngine(Engine):
             raise EngineUnavailableError("device 'cuda' requested but torch sees no CUDA GPU (this torch build: " f"{torch.__version__})")
         if device != "cpu" and not device.startswith("cuda"):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+        if half and not device.startswith("cuda"):
+            raise ValueError("fp16 (half=True) is for a CUDA GPU; on the CPU run fp32 (half=False)")
         if threads is not None:
             # Process-wide in torch; recorded in info() so results say what ran.
             torch.set_num_threads(int(threads))
@@ -401,7 +408,7 @@ class TorchEngine(Engine):
 
             path = str(model_or_path)
             model = load_model(path)
-        model = model.float().eval().to(device)
+        model = (model.half() if half else model.float()).eval().to(device)
         stride = int(max(np.asarray(getattr(model, "stride", [32])).reshape(-1).tolist()))
         model_names = getattr(model, "names", None)
         if isinstance(model_names, dict):
@@ -410,6 +417,7 @@ class TorchEngine(Engine):
         self.model = model
         self.device = torch.device(device)
         self.threads = threads
+        self.half = half
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -417,7 +425,7 @@ class TorchEngine(Engine):
         self._check_batch(batch)
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(self.device, non_blocking=False)
-            out = self.model(x)
+            out = self.model(x.half() if self.half else x)
             pred = out[0] if isinstance(out, (tuple, list)) else out
             # .cpu() synchronises CUDA, so timings around infer() are complete.
             return pred.float().cpu().numpy()
@@ -431,7 +439,7 @@ class TorchEngine(Engine):
             "device": str(self.device),
             "threads": torch.get_num_threads(),
             "cores": self.threads if self.threads is not None else torch.get_num_threads(),
-            "precision": "fp32, fake-quantized INT8 (QAT)" if is_quantized(self.model) else "fp32",
+            "precision": "fp32, fake-quantized INT8 (QAT)" if is_quantized(self.model) else ("fp16" if self.half else "fp32"),
             "versions": {"torch": torch.__version__},
         }
         if self.device.type == "cuda":

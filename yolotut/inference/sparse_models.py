@@ -122,6 +122,27 @@ def _check_exported_sparsity(per_layer: dict[str, float], report: dict[str, Any]
         raise RuntimeError(f"{path}: {len(lost)} layers lost zeros in export (worst {name}: {per_layer[name]:.1%} -> {exported[name]:.1%})")
 
 
+def build_torch_model(spec: ModelSpec, point: Point, seed: int = 0) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The torch model of ``point`` before export: fresh weights (``seed``), its channels
+    removed, its zeros put in and, for INT8, calibrated fake-quant observers (what PyTorch
+    runs of a QAT model). Also what was done: thinned groups and per-layer sparsity."""
+    from yolotut.inference.sparsify import apply_sparsity, conv_weight_sparsity
+    from yolotut.models import build_model
+    from yolotut.models.thinning import conv_weight_count, thin
+    from yolotut.training.oneshot import calibrate_oneshot
+
+    torch.manual_seed(seed)
+    model = build_model(spec.size, num_classes=spec.num_classes, activation=spec.activation)
+    dense_conv_weights = conv_weight_count(model)
+    thinned = thin(model, point.thinning) if point.thinning is not None else {}
+    per_layer = apply_sparsity(model, point.config)
+    torch_sparsity = conv_weight_sparsity(model)  # before calibration renames the parameters
+    if point.quantized:
+        calibrate_oneshot(model, _calibration_loader(spec.imgsz, CALIBRATION_BATCHES, seed), num_batches=CALIBRATION_BATCHES, progress=False)
+    return model, {"thinned_groups": thinned, "dense_conv_weights": dense_conv_weights,
+                   "torch_conv_sparsity": torch_sparsity, "torch_layers": per_layer}
+
+
 def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) -> tuple[Path, dict[str, Any]]:
     """The cached ONNX model for ``point`` (exported now if missing) and its sidecar info."""
     if point.asset is not None:
@@ -141,22 +162,11 @@ def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) 
         return path, _derive_model(spec, point, path, model_dir, seed, start)
 
     from yolotut.inference.export import export_onnx, measure_onnx_sparsity
-    from yolotut.inference.sparsify import apply_sparsity, conv_weight_sparsity
-    from yolotut.models import build_model
-    from yolotut.models.thinning import conv_weight_count, thin
-    from yolotut.training.oneshot import calibrate_oneshot
 
-    torch.manual_seed(seed)
-    model = build_model(spec.size, num_classes=spec.num_classes, activation=spec.activation)
-    dense_conv_weights = conv_weight_count(model)
-    thinned = thin(model, point.thinning) if point.thinning is not None else {}
-    per_layer = apply_sparsity(model, point.config)
-    torch_sparsity = conv_weight_sparsity(model)  # before calibration renames the parameters
-    if point.quantized:
-        calibrate_oneshot(model, _calibration_loader(spec.imgsz, CALIBRATION_BATCHES, seed), num_batches=CALIBRATION_BATCHES, progress=False)
+    model, built = build_torch_model(spec, point, seed)
     export_onnx(model, path, imgsz=spec.imgsz, uint8_input=point.quantized)
     report = measure_onnx_sparsity(path).to_dict(layers=True)
-    _check_exported_sparsity(per_layer, report, path)
+    _check_exported_sparsity(built["torch_layers"], report, path)
     info = {
         "model": spec.label,
         "config": point.config.to_dict(),
@@ -164,10 +174,7 @@ def ensure_model(spec: ModelSpec, point: Point, model_dir: Path, seed: int = 0) 
         "quantized": point.quantized,
         "method": "pipeline",
         "thinning": point.thinning.to_dict() if point.thinning is not None else None,
-        "thinned_groups": thinned,
-        "dense_conv_weights": dense_conv_weights,
-        "torch_conv_sparsity": torch_sparsity,
-        "torch_layers": per_layer,
+        **built,
         "onnx": report,
         "export_seconds": time.perf_counter() - start,
     }

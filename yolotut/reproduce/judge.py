@@ -211,7 +211,9 @@ def _measured(comp: Comparison, measurements: Sequence[Measurement]) -> tuple[li
     deviations = list(dict.fromkeys(_deviations(comp.select["numerator"], mn) + _deviations(comp.select["denominator"], md)))
     if comp.kind == "ratio":
         measured = _speed(mn.value, mn.metric) / _speed(md.value, md.metric)
-        return [mn, md], measured, f"{format_value(mn.value, _unit_of(mn))} / {format_value(md.value, _unit_of(md))}", deviations
+        detail = f"{format_value(mn.value, _unit_of(mn))} / {format_value(md.value, _unit_of(md))}"
+        timed = [m.timing for m in (mn, md) if m.timing]
+        return [mn, md], measured, detail + (f"; {' / '.join(timed)}" if timed else ""), deviations
     scale = 100.0 if mn.metric in ("map50", "map50_95") else 1.0
     return [mn, md], (mn.value - md.value) * scale, f"{format_value(mn.value)} vs {format_value(md.value)}", deviations
 
@@ -234,7 +236,8 @@ def _unmeasurable_reason(
         # such a number says nothing about the claim.
         return f"{', '.join(busy)} was timed while other processes used the CPU; re-run `yolotut reproduce` on a quiet machine"
     if comp.kind == "absolute" and comp.hardware_dependent:
-        hw = ", ".join(sorted({m.hardware or "unknown hardware" for m in chosen}))
+        # a GPU figure names the GPU, not the host CPU
+        hw = ", ".join(sorted({(m.device if m.device not in (None, "cpu") else m.hardware) or "unknown hardware" for m in chosen}))
         dev = refs[0].device or "the author's hardware"
         return (
             f"absolute {refs[0].metric} depends on the hardware (claimed on {dev}, measured on {hw}); "

@@ -33,6 +33,7 @@ class Measurement:
     device: str | None = None
     hardware: str | None = None
     busy: bool = False  # other processes used the CPU while it was measured
+    timing: str | None = None  # how a speed was timed (model, size, rounds, runs), where the record says
 
     def describe(self) -> str:
         parts = [p for p in (self.model, self.variant) if p]
@@ -283,6 +284,7 @@ def _record_measurements(rec: Mapping[str, Any], source: str, n: int) -> list[Me
         device=_opt_str(rec, ("device",)),
         hardware=hardware_fingerprint(rec.get("hardware")),
         busy=bool(rec.get("busy", False)),
+        timing=_opt_str(rec, ("timing",)),
     )
     base_id = _opt_str(rec, ("id", "name")) or f"{Path(source).stem}#{n}"
     return [

@@ -287,6 +287,26 @@ def add_living_engines(benchmarks_dir: str | Path, sections: list, figures: dict
     figures["Engines x quantization: speed vs mAP"] = living_engines.figure(payload)
 
 
+# --- Neural Magic's table at 640 px (benchmarks/neural_magic_table.py, notebook 10) ---------------
+
+
+def add_neural_magic_table(benchmarks_dir: str | Path, sections: list, figures: dict[str, Any]) -> None:
+    """Append the newest ``neural_magic_table.json`` below ``benchmarks_dir``: the post's
+    comparisons as medians of per-round ratios with their min-max, and the chart."""
+    from yolotut.reproduce import neural_magic_table
+
+    runs = find_results(benchmarks_dir, "neural_magic_table")
+    if not runs:
+        return
+    path, payload = max(runs, key=lambda run: run[1].get("written", ""))
+    cpu, settings = payload["hardware"], payload["settings"]
+    title = (f"Neural Magic's comparisons at 640 px ({path.relative_to(benchmarks_dir)}; {cpu.get('cpu_model')}, "
+             f"{cpu.get('cores_available')} cores; {settings['rounds']} interleaved rounds, {settings['profile']} profile; "
+             f"weights: {payload['weights']})")
+    sections.append((title, neural_magic_table.markdown_cells(payload)))
+    figures["Neural Magic's comparisons at 640 px"] = neural_magic_table.figure(payload)
+
+
 # --- tables ----------------------------------------------------------------------------------
 
 
@@ -408,6 +428,7 @@ def build_report(
     if budget:
         sections.append(("Accuracy at equal training budget (benchmarks/accuracy_budget.py)", accuracy_budget_table(budget)))
     add_living_engines(benchmarks_dir, sections, figures)
+    add_neural_magic_table(benchmarks_dir, sections, figures)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     md = [f"# Reproduction report\n\n{intro}\n\n{caveat}\n", "## Published claims vs our measurements\n",
