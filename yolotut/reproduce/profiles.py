@@ -29,7 +29,10 @@ SETTINGS: dict[str, tuple[Any, Any, str]] = {
     "val_images": (48, None, "validation images scored for mAP (full: all 500)"),
     "calib_images": (32, 512, "calibration images for one-shot quantization"),
     "upstream_epochs": (1, 50, "epochs of the upstream pruned model that sparse transfer starts from"),
+    "qat_epochs": (1, 2, "epochs of quantization-aware training from the dense model (the blog: 2)"),
     "rounds": (2, 5, "interleaved rounds of a side-by-side speed study"),
+    "big_batch_variants": (["dense", "pruned-quantized"], None,
+                           "notebook 10's models timed at batch 64 (full: all six; the others at batch 1 only)"),
     "max_tries": (1, 3, "tries of a measurement that other processes disturbed"),
 }
 
@@ -42,6 +45,10 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, tuple[Any, Any]]] = {
     # Every engine x quantization path runs in every round: fewer runs per setup.
     "09_living_engines": {"calib_images": (32, 300), "val_images": (24, None), "warmup": (5, 25),
                           "iterations": (20, 80), "big_warmup": (1, 3), "big_iterations": (3, 10)},
+    # YOLOv5l at 640 px: a dense fp32 batch of 64 takes about 20 s on 2 cores, so few runs,
+    # in interleaved rounds (the spread over rounds is in every row).
+    "10_neural_magic_table": {"rounds": (2, 3), "warmup": (3, 10), "iterations": (10, 30), "big_warmup": (1, 1),
+                              "big_iterations": (1, 3)},
 }
 
 
