@@ -31,7 +31,7 @@
 #
 # **What the write-ups reported for this step.** The blog's PyTorch baseline ran
 # **21.9 FPS** for YOLOv5s at 416 on an Intel i9-11900 with 8 cores. Your CPU differs, so
-# the reproduction report (notebook 10) compares speed-ups measured on *one* machine.
+# the reproduction report (notebook 11) compares speed-ups measured on *one* machine.
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick": minutes on 2 CPU cores, to check the pipeline; "full": the real run

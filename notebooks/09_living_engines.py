@@ -173,7 +173,7 @@ advice = living_engines.recommendations(payload)
 Markdown("\n".join(f"* **{use}**: {text}" for use, text in advice.items()))
 
 # %% [markdown]
-# The study is saved for the reproduction report (notebook 10), and each speed and mAP
+# The study is saved for the reproduction report (notebook 11), and each speed and mAP
 # as a result record, so that the report's engine charts show OpenVINO too.
 
 # %%

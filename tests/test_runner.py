@@ -67,7 +67,7 @@ def test_list_notebooks_only_and_unknown(tmp_path: Path) -> None:
 
 def test_repository_notebooks_are_found_in_order() -> None:
     names = [p.stem for p in runner.list_notebooks()]
-    assert names[0] == "01_baseline" and names[-1] == "10_reproduction_report" and len(names) == len(set(names))
+    assert names[0] == "01_baseline" and names[-1] == "11_reproduction_report" and len(names) == len(set(names))
 
 
 def test_parameters_and_profiles(tmp_path: Path) -> None:

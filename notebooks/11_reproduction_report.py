@@ -15,7 +15,7 @@
 # ---
 
 # %% [markdown]
-# # 10 · Reproduction report: the published claims against what we measured
+# # 11 · Reproduction report: the published claims against what we measured
 #
 # **What you will learn**
 #
@@ -46,7 +46,7 @@ manifest_path = "../outputs/manifest.json"
 # %%
 from yolotut.notebook import setup
 
-ctx = setup("10_reproduction_report", profile, results_dir=results_dir, models_dir=models_dir,
+ctx = setup("11_reproduction_report", profile, results_dir=results_dir, models_dir=models_dir,
             manifest_path=manifest_path)
 ctx
 
