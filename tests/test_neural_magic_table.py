@@ -201,3 +201,69 @@ def test_recipe_trains_with_sparseml() -> None:
     manager.initialize(model, loggers=quiet_loggers())  # raises when a modifier names a parameter the model lacks
     pruned = {p for m in manager.modifiers if type(m).__name__ == "GMPruningModifier" for p in m.params}
     assert pruned == set(_named_params("yolov5s"))
+
+
+class _CountingEngine:
+    """Stands in for an engine: counts its inferences, 'runs' in no time."""
+
+    def __init__(self, path: str, batch_size: int) -> None:
+        self.path, self.batch_size, self.calls = path, batch_size, 0
+
+    def dummy_input(self, seed: int = 0):
+        import numpy as np
+
+        return np.zeros((self.batch_size, 3, 8, 8), np.uint8)
+
+    def infer(self, batch):
+        self.calls += 1
+        return batch
+
+    def info(self) -> dict:
+        return {"cores": 2, "engine": "deepsparse", "batch_size": self.batch_size}
+
+    name, model_path, imgsz, input_dtype = "deepsparse", "m.onnx", 640, "uint8"
+
+
+def test_measure_keeps_small_groups_and_rebuilds_large_batch_engines(monkeypatch: pytest.MonkeyPatch) -> None:
+    import yolotut.inference.engines as engines
+    from yolotut.inference.quiet import QuietPolicy
+
+    built: list[_CountingEngine] = []
+
+    def fake_create_engine(path, engine, batch_size, **_):
+        built.append(_CountingEngine(str(path), batch_size))
+        return built[-1]
+
+    monkeypatch.setattr(engines, "create_engine", fake_create_engine)
+    models = {m.key: {"arch": m.arch, "variant": m.variant, "path": f"/m/{m.key}.onnx"} for m in table.table_models("yolov5s")}
+    setups = table.table_setups(["yolov5s"], (1, 64), big_batch_variants=None)
+    setups = [s for s in setups if s.engine == "deepsparse"]  # PyTorch would build a real torch model
+    settings = table.TableSettings(archs=("yolov5s",), rounds=3, warmup=1, iterations=2, big_warmup=0, big_iterations=1,
+                                   quiet=QuietPolicy(threshold=10.0, max_wait=0.0, max_tries=1))
+    out = table.measure(setups, models, settings, progress=False)
+    small = [e for e in built if e.batch_size == 1]
+    large = [e for e in built if e.batch_size == 64]
+    assert len(small) == 6 and all(e.calls == 1 + 3 * (1 + 2) for e in small)  # built once, warmed, 3 rounds
+    assert len(large) == 6 * 3 and all(e.calls == 1 for e in large)  # six large engines: one per measurement
+    row = out["yolov5s-pruned-quantized · deepsparse · b64"]
+    assert len(row["rounds"]) == 3 and row["items_per_sec_min"] <= row["items_per_sec"] <= row["items_per_sec_max"]
+    built.clear()
+    two = table.table_setups(["yolov5s"], (64,), big_batch_variants=("dense", "pruned-quantized"))
+    table.measure(two, models, settings, progress=False)
+    assert len(built) == 2 and all(e.calls == 1 + 3 for e in built)  # two fit in memory: built once
+
+
+def test_report_shows_the_newest_table(tmp_path: Path) -> None:
+    from yolotut.reproduce import report
+    from yolotut.reproduce.results import write_results
+
+    payload = _payload({("yolov5l-pruned-quantized", "deepsparse", 64): [10.0, 11.0, 12.0],
+                        ("yolov5l-dense", "deepsparse", 64): [2.0, 2.2, 2.4]})
+    write_results(tmp_path / "run", "neural_magic_table", payload)
+    sections: list = []
+    figures: dict = {}
+    report.add_neural_magic_table(tmp_path, sections, figures)
+    ((title, cells),) = sections
+    assert "640 px" in title and "run/neural_magic_table.json" in title and "quick profile" in title
+    assert cells[0][:4] == ["model", "batch", "comparison", "measured"] and cells[1][3] == "5.00x"
+    assert list(figures) == ["Neural Magic's comparisons at 640 px"]
