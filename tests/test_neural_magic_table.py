@@ -96,7 +96,7 @@ def test_recipe_zeros_survive_the_int8_export_of_yolov5l(tmp_path: Path) -> None
     by_variant = {m.variant: m for m in table.table_models("yolov5l")}
     for variant in ("pruned-quantized", "pruned"):
         point = by_variant[variant].point
-        path, info = ensure_model(spec, point, tmp_path)
+        _, info = ensure_model(spec, point, tmp_path)
         layers = exported_layer_sparsity(info["onnx"]["layers"])
         config = SparsityConfig.from_recipe_file(table.nm_recipe("yolov5l"))
         targets = layer_targets(build_model("l", num_classes=80), config)
@@ -188,7 +188,7 @@ def test_the_gpu_row_names_the_gpu_it_ran_on() -> None:
 def test_fp16_is_refused_on_the_cpu() -> None:
     from yolotut.inference.engines import TorchEngine
 
-    with pytest.raises(ValueError, match="fp16.*CUDA"):
+    with pytest.raises(ValueError, match=r"fp16.*CUDA"):
         TorchEngine(build_model("n", num_classes=1), batch_size=1, imgsz=64, device="cpu", half=True)
 
 
