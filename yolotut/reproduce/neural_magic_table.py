@@ -316,6 +316,8 @@ def table_ratios(archs: Sequence[str] = ARCHS, batch_sizes: Sequence[int] = (1, 
                       ("pruned-quantized", "pytorch"), 6.0, "blog: 6-7x for YOLOv5l and YOLOv5s"),
                 Ratio("dense INT8 / dense fp32, both DeepSparse", arch, 1, ("quantized", "deepsparse"), ("dense", "deepsparse"),
                       None, "no claim at 640 px (the 180-FPS post's quantized-only row is YOLOv5s at 416)"),
+                Ratio("zeros alone: pruned INT8 / dense INT8, both DeepSparse", arch, 1, ("pruned-quantized", "deepsparse"),
+                      ("quantized", "deepsparse"), None, "no claim: what the recipe's zeros add to INT8"),
             ]
             ratios += [Ratio(f"project: {variant} / dense fp32, both DeepSparse", arch, 1, (variant, "deepsparse"),
                              ("dense", "deepsparse"), 52.6 / 17.7 if arch == "yolov5l" else None,
@@ -327,7 +329,12 @@ def table_ratios(archs: Sequence[str] = ARCHS, batch_sizes: Sequence[int] = (1, 
                       ("dense", "deepsparse"), *b64_claims[arch]),
                 Ratio("pruned fp32 / dense fp32, both DeepSparse", arch, 64, ("pruned", "deepsparse"), ("dense", "deepsparse"),
                       (199.1 / 135.8) if arch == "yolov5s" else (63.7 / 27.9), "2022 recipes tutorial"),
+                Ratio("zeros alone: pruned INT8 / dense INT8, both DeepSparse", arch, 64, ("pruned-quantized", "deepsparse"),
+                      ("quantized", "deepsparse"), None, "no claim: what the recipe's zeros add to INT8"),
             ]
+            ratios += [Ratio(f"project: {variant} / dense fp32, both DeepSparse", arch, 64, (variant, "deepsparse"),
+                             ("dense", "deepsparse"), b64_claims[arch][0], f"Neural Magic's pruned INT8 {arch}: {b64_claims[arch][1]}")
+                       for variant in ("thinned-quantized", "thinned-pruned-quantized")]
     return ratios
 
 
