@@ -155,7 +155,7 @@ def test_every_notebook_ran(quick_run) -> None:
         ("02_deepsparse_dense", "dense", [("items_per_sec", "pytorch"), ("items_per_sec", "onnxruntime"),
                                           ("items_per_sec", "deepsparse"), ("fps", None), ("file_size_mb", None)]),
         ("03_oneshot_quantization", "one-shot-quantized", [("items_per_sec", "deepsparse"), ("map50", None), ("sparsity", None)]),
-        ("03_oneshot_quantization", "quantized", [("fps", "deepsparse"), ("map50", None), ("file_size_gz_mb", None)]),
+        ("03_oneshot_quantization", "quantized", [("fps", None), ("map50", None), ("file_size_gz_mb", None)]),
         ("04_pruning", "pruned", [("items_per_sec", "deepsparse"), ("map50", None), ("sparsity", None), ("fps", None)]),
         ("05_pruning_quantization", "pruned-quantized", [("items_per_sec", "deepsparse"), ("items_per_sec", "pytorch"),
                                                          ("map50", None), ("sparsity", None), ("fps", None)]),
@@ -250,11 +250,11 @@ def test_neural_magic_rows_are_judged_at_the_posts_conditions(quick_run) -> None
     _, out = quick_run
     verdicts = {v["comparison_id"]: v for v in json.loads((out / "report" / "verdicts.json").read_text())["verdicts"]}
     nm = {key: v for key, v in verdicts.items() if key.startswith("nm_")}
-    assert not any("imgsz 416 (claim: 640)" in v["text"] or "model yolov5s (claim: yolov5l)" in v["text"] for v in nm.values())
+    assert not any("imgsz 416 (claim: 640)" in v["text"] for v in nm.values())
     timed = ("nm_deepsparse_dense_vs_onnxruntime_b1", "nm_pq_deepsparse_vs_onnxruntime_b1", "nm_pq_vs_dense_deepsparse_b1",
              "nm_deepsparse_vs_pytorch_pq_b1", "nm_pq_vs_dense_deepsparse_b64_yolov5s", "nm_pq_vs_dense_deepsparse_b64_yolov5l")
     for key in timed:
-        assert nm[key]["measured"] is not None, key
+        assert nm[key]["measured"] is not None and not any(d.startswith("model ") for d in nm[key]["deviations"]), key
         assert "640 px" in nm[key]["text"] and "quick profile" in nm[key]["text"], nm[key]["text"]
     assert nm["nm_size_reduction_yolov5l"]["measured"] is not None and not nm["nm_size_reduction_yolov5l"]["proxy"]
     # the blog's quantized-only row (YOLOv5s at 416, video): notebook 03's QAT model

@@ -52,6 +52,8 @@ def test_shipped_recipes_are_listed_and_resolve() -> None:
     assert names == [
         "dense-finetune",
         "finetune-quantization",
+        "neuralmagic-yolov5l-pruned-quantized",
+        "neuralmagic-yolov5s-pruned-quantized",
         "oneshot-quantization",
         "pruning",
         "pruning-quantization",
