@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yolotut import hardware
 from yolotut.inference.quiet import QuietPolicy, measure_quietly
@@ -43,6 +43,10 @@ from yolotut.inference.sparse_models import ModelSpec, Point, build_torch_model,
 from yolotut.inference.sparsify import SparsityConfig
 from yolotut.models.thinning_presets import STRIDED_C3_BOTTLENECKS
 from yolotut.progress import tqdm
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+    import torch
 
 ARCHS = ("yolov5s", "yolov5l")
 IMGSZ = 640
@@ -112,8 +116,9 @@ def build_models(archs: Sequence[str], model_dir: str | Path, progress: bool = T
     return built
 
 
-def torch_model(arch: str, variant: str):
-    """The torch model behind a table file (fake-quantized for INT8), for the PyTorch rows."""
+def torch_model(arch: str, variant: str) -> torch.nn.Module:
+    """The torch model behind a table file (fake-quantized for INT8), for the PyTorch rows:
+    the same per-layer zeros, put in before calibration instead of into the export."""
     model = next(m for m in table_models(arch) if m.variant == variant)
     return build_torch_model(model.spec, model.point, seed=SEED)[0]
 
@@ -373,7 +378,7 @@ def sparsity_rows(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def figure(payload: Mapping[str, Any]):
+def figure(payload: Mapping[str, Any]) -> go.Figure:
     """Measured ratios (median, min-max over rounds as error bars) beside the claimed ones."""
     import plotly.graph_objects as go
 
