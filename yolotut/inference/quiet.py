@@ -10,16 +10,17 @@ repeated when the machine was not quiet.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from yolotut.inference.benchmark import CpuContention, benchmark_engine
 
-__all__ = ["QuietPolicy", "contention_during", "measure_quietly", "realtime", "wait_for_quiet"]
+__all__ = ["QuietPolicy", "contention_during", "interleaved_rounds", "measure_quietly", "realtime", "wait_for_quiet"]
 
 
 def contention_during(seconds: float) -> float:
@@ -94,3 +95,45 @@ def measure_quietly(engine: Any, quiet: QuietPolicy, use_realtime: bool = True, 
         if load <= quiet.threshold:
             break
     return result, load, attempt, rt
+
+
+def interleaved_rounds(
+    engines: Mapping[str, Callable[[], Any]],
+    rounds: int,
+    warmup: int,
+    iterations: int,
+    quiet: QuietPolicy,
+    keep: bool = True,
+    on_measured: Callable[[], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every engine timed once per round, in an order rotated each round, so that drifting
+    load hits all of them alike. ``engines`` maps a label to a function that builds the
+    engine; with ``keep`` each is built once (and run once, so that its worker threads
+    exist before the first real-time measurement), without it built for each measurement
+    and freed after it (engines too large to hold together).
+
+    Per label: ``rounds`` (items/s of each round, batch x 1000 / median latency),
+    ``latency_ms_median`` (each round's), ``disturbed_rounds`` (rounds in which other
+    processes took more than ``quiet.threshold`` cores) and ``engine_info``.
+    """
+    labels = list(engines)
+    kept = {label: engines[label]() for label in labels} if keep else {}
+    for engine in kept.values():
+        engine.infer(engine.dummy_input())
+    out: dict[str, dict[str, Any]] = {label: {"rounds": [], "latency_ms_median": [], "disturbed_rounds": 0} for label in labels}
+    for round_index in range(rounds):
+        shift = round_index % max(len(labels), 1)
+        for label in labels[shift:] + labels[:shift]:
+            engine = kept[label] if keep else engines[label]()
+            result, load, _, _ = measure_quietly(engine, quiet, warmup=warmup, iterations=iterations, seed=round_index)
+            row = out[label]
+            row["rounds"].append(engine.batch_size * 1000.0 / float(result.latency_ms_median))
+            row["latency_ms_median"].append(float(result.latency_ms_median))
+            row["disturbed_rounds"] += load > quiet.threshold
+            row["engine_info"] = engine.info()
+            if not keep:
+                del engine
+                gc.collect()
+            if on_measured is not None:
+                on_measured()
+    return out

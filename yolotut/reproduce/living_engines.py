@@ -35,7 +35,7 @@ from typing import Any
 
 from yolotut import hardware
 from yolotut.inference.engines import ENGINES, EngineUnavailableError, create_engine
-from yolotut.inference.quiet import QuietPolicy, measure_quietly
+from yolotut.inference.quiet import QuietPolicy, interleaved_rounds
 from yolotut.progress import tqdm
 
 RESULTS_NAME = "living_engines"
@@ -176,34 +176,21 @@ def measure_speed(
         if isinstance(built, str):
             out[setup.label] = {"batch_size": batch_size, "skipped": built}
         else:
-            # One run now: engines start their worker threads on the first inference, and
-            # only threads that exist when a measurement starts get its real-time priority.
-            built.infer(built.dummy_input())
             engines[setup.label] = built
-    labels = list(engines)
-    speeds: dict[str, list[float]] = {label: [] for label in labels}
-    latencies: dict[str, list[float]] = {label: [] for label in labels}
-    disturbed: dict[str, int] = dict.fromkeys(labels, 0)
-    bar = tqdm(total=rounds * len(labels), desc=f"rounds b{batch_size}", disable=not progress, leave=False)
-    for round_index in range(rounds):
-        shift = round_index % max(len(labels), 1)
-        for label in labels[shift:] + labels[:shift]:
-            result, load, _, _ = measure_quietly(engines[label], quiet, warmup=warmup, iterations=iterations, seed=round_index)
-            disturbed[label] += load > quiet.threshold
-            latencies[label].append(float(result.latency_ms_median))
-            speeds[label].append(batch_size * 1000.0 / float(result.latency_ms_median))
-            bar.update()
+    bar = tqdm(total=rounds * len(engines), desc=f"rounds b{batch_size}", disable=not progress, leave=False)
+    timed = interleaved_rounds({label: (lambda e=e: e) for label, e in engines.items()}, rounds, warmup, iterations, quiet,
+                               on_measured=bar.update)
     bar.close()
-    for label in labels:
+    for label, row in timed.items():
         out[label] = {
             "batch_size": batch_size,
-            "items_per_sec_median": statistics.median(speeds[label]),
-            "items_per_sec_min": min(speeds[label]),
-            "items_per_sec_max": max(speeds[label]),
-            "items_per_sec_rounds": [round(s, 2) for s in speeds[label]],
-            "latency_ms_median": statistics.median(latencies[label]),
-            "disturbed_rounds": disturbed[label],
-            "engine_info": engines[label].info(),
+            "items_per_sec_median": statistics.median(row["rounds"]),
+            "items_per_sec_min": min(row["rounds"]),
+            "items_per_sec_max": max(row["rounds"]),
+            "items_per_sec_rounds": [round(s, 2) for s in row["rounds"]],
+            "latency_ms_median": statistics.median(row["latency_ms_median"]),
+            "disturbed_rounds": row["disturbed_rounds"],
+            "engine_info": row["engine_info"],
         }
     return out
 
