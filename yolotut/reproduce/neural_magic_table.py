@@ -38,11 +38,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from yolotut import hardware
-from yolotut.inference.quiet import QuietPolicy, measure_quietly
+from yolotut.inference.quiet import QuietPolicy, interleaved_rounds
 from yolotut.inference.sparse_models import ModelSpec, Point, build_torch_model, ensure_model
 from yolotut.inference.sparsify import SparsityConfig
 from yolotut.models.thinning_presets import STRIDED_C3_BOTTLENECKS
 from yolotut.progress import tqdm
+from yolotut.reproduce.registry import Claim, load_claims
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -193,38 +194,19 @@ def measure(setups: Sequence[Setup], models: Mapping[str, Mapping[str, Any]], se
     out: dict[str, dict[str, Any]] = {}
     bar = tqdm(total=settings.rounds * len(setups), desc="rounds", disable=not progress)
     for (arch, batch), group in groups.items():
-        factories = {s.label: _factory(s, models, settings.cores, torch_models) for s in group}
-        kept = {label: make() for label, make in factories.items()} if batch == 1 or len(group) <= KEEP_LARGE else {}
-        for engine in kept.values():
-            # Engines start their worker threads on the first inference, and only threads
-            # that exist when a measurement starts get its real-time priority.
-            engine.infer(engine.dummy_input())
+        bar.set_postfix(arch=arch, batch=batch)
         warmup, iterations = (settings.warmup, settings.iterations) if batch == 1 else (settings.big_warmup, settings.big_iterations)
-        labels = list(factories)
-        for label in labels:
-            out[label] = {"batch_size": batch, "rounds": [], "latency_ms_median": [], "disturbed_rounds": 0}
-        for round_index in range(settings.rounds):
-            shift = round_index % len(labels)
-            for label in labels[shift:] + labels[:shift]:
-                engine = kept[label] if label in kept else factories[label]()
-                result, load, _, _ = measure_quietly(engine, settings.quiet, warmup=warmup, iterations=iterations, seed=round_index)
-                row = out[label]
-                row["rounds"].append(batch * 1000.0 / float(result.latency_ms_median))
-                row["latency_ms_median"].append(float(result.latency_ms_median))
-                row["disturbed_rounds"] += load > settings.quiet.threshold
-                row["engine_info"] = engine.info()
-                if label not in kept:
-                    del engine
-                    gc.collect()
-                bar.set_postfix(arch=arch, batch=batch)
-                bar.update()
-        kept.clear()
+        timed = interleaved_rounds({s.label: _factory(s, models, settings.cores, torch_models) for s in group},
+                                   settings.rounds, warmup, iterations, settings.quiet,
+                                   keep=batch == 1 or len(group) <= KEEP_LARGE, on_measured=bar.update)
+        for label, row in timed.items():
+            speeds = row["rounds"]
+            out[label] = {**row, "batch_size": batch, "items_per_sec": statistics.median(speeds),
+                          "items_per_sec_min": min(speeds), "items_per_sec_max": max(speeds),
+                          "latency_ms_median": statistics.median(row["latency_ms_median"]),
+                          "rounds": [round(v, 3) for v in speeds]}
         gc.collect()
     bar.close()
-    for row in out.values():
-        speeds = row["rounds"]
-        row.update(items_per_sec=statistics.median(speeds), items_per_sec_min=min(speeds), items_per_sec_max=max(speeds),
-                   latency_ms_median=statistics.median(row["latency_ms_median"]), rounds=[round(s, 3) for s in speeds])
     return out
 
 
@@ -291,62 +273,81 @@ def result_records(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Ratio:
-    """One of the post's comparisons: numerator and denominator setups and the claimed ratio."""
+    """One of the post's comparisons: numerator and denominator setups, and the published
+    figures it is read against (ids in ``data/published.yaml``): two claims whose ratio
+    it is, one claimed speed-up, or none."""
 
     title: str
     arch: str
     batch_size: int
     numerator: tuple[str, str]  # (variant, engine)
     denominator: tuple[str, str]
-    claimed: float | None
-    claim: str  # where the claimed figure comes from
+    claims: tuple[str, ...] = ()
+    no_claim: str = ""  # why no published figure applies
 
 
 def table_ratios(archs: Sequence[str] = ARCHS, batch_sizes: Sequence[int] = (1, 64)) -> list[Ratio]:
     """The post's comparisons at its conditions, and the project's own answer (the thinned
-    models against the dense fp32 model, where Neural Magic's pruned INT8 model claims 2.97x)."""
-    b64_claims = {"yolov5s": (396.7 / 135.8, "2022 recipes tutorial: 396.7 / 135.8 items/s"),
-                  "yolov5l": (139.8 / 27.9, "2022 recipes tutorial: 139.8 / 27.9 items/s")}
+    models against the dense fp32 model, beside Neural Magic's pruned INT8 model)."""
     ratios: list[Ratio] = []
     for arch in archs:
+        # The blog's batch-1 figures are YOLOv5l's; the 2022 tutorial has both at batch 64.
+        blog = {"dense": "nm_yolov5l_deepsparse_dense_c5_b1", "ort": "nm_yolov5l_onnxruntime_c5_b1",
+                "pq": "nm_yolov5l_deepsparse_pq_c5_b1"} if arch == "yolov5l" else {}
+        pq_vs_dense = (blog["pq"], blog["dense"]) if blog else ()
+        b64 = {v: f"nm_recipes_2022_{arch}_{v}_b64" for v in ("dense", "pruned", "pq")}
+        zeros = "no claim: what the recipe's zeros add to INT8"
         if 1 in batch_sizes:
             ratios += [
                 Ratio("dense fp32: DeepSparse / ONNX Runtime", arch, 1, ("dense", "deepsparse"), ("dense", "onnxruntime"),
-                      17.7 / 5.8 if arch == "yolov5l" else None, "blog, YOLOv5l: 17.7 / 5.8 items/s"),
+                      (blog["dense"], blog["ort"]) if blog else (), "the blog's figures are YOLOv5l's"),
                 Ratio("pruned INT8 on DeepSparse / dense fp32 on ONNX Runtime", arch, 1, ("pruned-quantized", "deepsparse"),
-                      ("dense", "onnxruntime"), 52.6 / 5.8 if arch == "yolov5l" else None, "blog, YOLOv5l: 52.6 / 5.8 items/s"),
+                      ("dense", "onnxruntime"), (blog["pq"], blog["ort"]) if blog else (), "the blog's figures are YOLOv5l's"),
                 Ratio("pruned INT8 / dense fp32, both DeepSparse", arch, 1, ("pruned-quantized", "deepsparse"),
-                      ("dense", "deepsparse"), 52.6 / 17.7 if arch == "yolov5l" else None, "blog, YOLOv5l: 52.6 / 17.7 items/s"),
+                      ("dense", "deepsparse"), pq_vs_dense, "the blog's figures are YOLOv5l's"),
                 Ratio("pruned INT8: DeepSparse / PyTorch", arch, 1, ("pruned-quantized", "deepsparse"),
-                      ("pruned-quantized", "pytorch"), 6.0, "blog: 6-7x for YOLOv5l and YOLOv5s"),
+                      ("pruned-quantized", "pytorch"), ("nm_table2_speedup_vs_pytorch_pq",)),
                 Ratio("dense INT8 / dense fp32, both DeepSparse", arch, 1, ("quantized", "deepsparse"), ("dense", "deepsparse"),
-                      None, "no claim at 640 px (the 180-FPS post's quantized-only row is YOLOv5s at 416)"),
+                      no_claim="no claim at 640 px (the 180-FPS post's quantized-only row is YOLOv5s at 416)"),
                 Ratio("zeros alone: pruned INT8 / dense INT8, both DeepSparse", arch, 1, ("pruned-quantized", "deepsparse"),
-                      ("quantized", "deepsparse"), None, "no claim: what the recipe's zeros add to INT8"),
+                      ("quantized", "deepsparse"), no_claim=zeros),
             ]
             ratios += [Ratio(f"project: {variant} / dense fp32, both DeepSparse", arch, 1, (variant, "deepsparse"),
-                             ("dense", "deepsparse"), 52.6 / 17.7 if arch == "yolov5l" else None,
-                             "Neural Magic's pruned INT8 YOLOv5l: 52.6 / 17.7 items/s")
+                             ("dense", "deepsparse"), pq_vs_dense, "the blog's figures are YOLOv5l's")
                        for variant in ("thinned-quantized", "thinned-pruned-quantized")]
         if 64 in batch_sizes:
             ratios += [
                 Ratio("pruned INT8 / dense fp32, both DeepSparse", arch, 64, ("pruned-quantized", "deepsparse"),
-                      ("dense", "deepsparse"), *b64_claims[arch]),
+                      ("dense", "deepsparse"), (b64["pq"], b64["dense"])),
                 Ratio("pruned fp32 / dense fp32, both DeepSparse", arch, 64, ("pruned", "deepsparse"), ("dense", "deepsparse"),
-                      (199.1 / 135.8) if arch == "yolov5s" else (63.7 / 27.9), "2022 recipes tutorial"),
+                      (b64["pruned"], b64["dense"])),
                 Ratio("zeros alone: pruned INT8 / dense INT8, both DeepSparse", arch, 64, ("pruned-quantized", "deepsparse"),
-                      ("quantized", "deepsparse"), None, "no claim: what the recipe's zeros add to INT8"),
+                      ("quantized", "deepsparse"), no_claim=zeros),
             ]
             ratios += [Ratio(f"project: {variant} / dense fp32, both DeepSparse", arch, 64, (variant, "deepsparse"),
-                             ("dense", "deepsparse"), b64_claims[arch][0], f"Neural Magic's pruned INT8 {arch}: {b64_claims[arch][1]}")
+                             ("dense", "deepsparse"), (b64["pq"], b64["dense"]))
                        for variant in ("thinned-quantized", "thinned-pruned-quantized")]
     return ratios
+
+
+def claimed(ratio: Ratio, published: Mapping[str, Claim]) -> tuple[float | None, str]:
+    """The published figure ``ratio`` is read against (the low end of a range), and where
+    it comes from; ``published``: the registry's claims by id."""
+    if not ratio.claims:
+        return None, ratio.no_claim
+    if len(ratio.claims) == 1:
+        claim = published[ratio.claims[0]]
+        figure = f"{claim.value:g}-{claim.value_high:g}x" if claim.value_high is not None else f"{claim.value:g}x"
+        return claim.value, f"{claim.source}: {figure}"
+    num, den = (published[i] for i in ratio.claims)
+    return num.value / den.value, f"{num.source}, {num.model}: {num.value:g} / {den.value:g} {num.unit}"
 
 
 def ratio_rows(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every ratio of :func:`table_ratios` that both sides were timed for, round by round."""
     settings = payload["settings"]
     by_key = {(s["model"], s["engine"], s["batch_size"]): payload["speed"].get(s["label"]) for s in payload["setups"]}
+    published = {claim.id: claim for claim in load_claims()}
     rows = []
     for ratio in table_ratios(settings["archs"], settings["batch_sizes"]):
         num = by_key.get((f"{ratio.arch}-{ratio.numerator[0]}", ratio.numerator[1], ratio.batch_size))
@@ -354,11 +355,12 @@ def ratio_rows(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not num or not den:
             continue
         per_round = [n / d for n, d in zip(num["rounds"], den["rounds"])]
+        value, source = claimed(ratio, published)
         rows.append({
             "model": ratio.arch, "batch": ratio.batch_size, "comparison": ratio.title,
-            "measured": round(statistics.median(per_round), 2),
+            "measured": round(statistics.median(per_round), 2), "min": min(per_round), "max": max(per_round),
             "min-max over rounds": f"{min(per_round):.2f}-{max(per_round):.2f}",
-            "claimed": None if ratio.claimed is None else round(ratio.claimed, 2), "claim": ratio.claim,
+            "claimed": None if value is None else round(value, 2), "claim": source,
             "numerator items/s": round(num["items_per_sec"], 2), "denominator items/s": round(den["items_per_sec"], 2),
         })
     return rows
@@ -384,8 +386,8 @@ def figure(payload: Mapping[str, Any]) -> go.Figure:
 
     rows = ratio_rows(payload)
     labels = [f"{r['model']} b{r['batch']}: {r['comparison']}" for r in rows]
-    low = [r["measured"] - float(r["min-max over rounds"].split("-")[0]) for r in rows]
-    high = [float(r["min-max over rounds"].split("-")[1]) - r["measured"] for r in rows]
+    low = [r["measured"] - r["min"] for r in rows]
+    high = [r["max"] - r["measured"] for r in rows]
     fig = go.Figure()
     fig.add_trace(go.Bar(y=labels, x=[r["measured"] for r in rows], orientation="h", name="measured here (median)",
                          error_x={"type": "data", "symmetric": False, "array": high, "arrayminus": low}))
